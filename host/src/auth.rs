@@ -1,0 +1,413 @@
+//! Who is calling, and what they may do. Tokens are HS256 JWTs with `role`, `scope`, `sub`,
+//! `iat` and a required `exp`; every authorization rule of the API is a function in this module,
+//! so handlers ask and never decide.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SigningKey;
+use crate::domain::{ProjectId, TenantId};
+use crate::store::{apps::App, projects::Project};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Tenant,
+    Project,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub role: Role,
+    /// `tenant:<id>` for the tenant role, `project:<id>` for the project role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub sub: String,
+    #[serde(default)]
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Admin { subject: String },
+    Tenant { subject: String, tenant: TenantId },
+    Project { subject: String, project: ProjectId },
+}
+
+impl Caller {
+    fn from_claims(claims: Claims) -> Result<Self, AuthError> {
+        let scope = claims.scope.as_deref().unwrap_or("");
+        let bad_scope = || {
+            AuthError(format!("invalid token: role {:?} needs a matching scope, not `{scope}`", claims.role))
+        };
+        Ok(match claims.role {
+            Role::Admin => Caller::Admin { subject: claims.sub },
+            Role::Tenant => {
+                let id = scope.strip_prefix("tenant:").ok_or_else(bad_scope)?;
+                Caller::Tenant { subject: claims.sub, tenant: TenantId::parse(id).map_err(|_| bad_scope())? }
+            }
+            Role::Project => {
+                let id = scope.strip_prefix("project:").ok_or_else(bad_scope)?;
+                Caller::Project {
+                    subject: claims.sub,
+                    project: ProjectId::parse(id).map_err(|_| bad_scope())?,
+                }
+            }
+        })
+    }
+
+    fn role_and_scope(&self) -> (Role, Option<String>, &str) {
+        match self {
+            Caller::Admin { subject } => (Role::Admin, None, subject),
+            Caller::Tenant { subject, tenant } => (Role::Tenant, Some(format!("tenant:{tenant}")), subject),
+            Caller::Project { subject, project } => {
+                (Role::Project, Some(format!("project:{project}")), subject)
+            }
+        }
+    }
+
+    /// Whether the caller acts for the owner of something in `tenant` (and `project`, if any):
+    /// an admin always, a tenant-role caller within its tenant, a project-role caller within its
+    /// project.
+    fn owns(&self, tenant: &TenantId, project: Option<&ProjectId>) -> bool {
+        match self {
+            Caller::Admin { .. } => true,
+            Caller::Tenant { tenant: own, .. } => own == tenant,
+            Caller::Project { project: own, .. } => project == Some(own),
+        }
+    }
+}
+
+/// The token is missing or not acceptable: 401.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+/// The caller is known but may not do this: 403.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// A freshly signed token.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct Authenticator {
+    require: bool,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Authenticator {
+    pub fn new(key: &SigningKey, require: bool) -> Self {
+        // Only HS256 is accepted: `alg: none` and every other algorithm fail before any claim is read.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = 5;
+        Self {
+            require,
+            encoding: EncodingKey::from_secret(key.expose()).expect("an HMAC key of any length"),
+            decoding: DecodingKey::from_secret(key.expose()).expect("an HMAC key of any length"),
+            validation,
+        }
+    }
+
+    /// Resolves the `Authorization` header to a caller. With auth off everyone is an admin.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        if !self.require {
+            return Ok(Caller::Admin { subject: "anonymous".into() });
+        }
+        let header = authorization.ok_or_else(|| AuthError("missing bearer token".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| AuthError("the Authorization header must be `Bearer <token>`".into()))?;
+        let claims = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &self.validation)
+            .map_err(|e| {
+                AuthError(match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired".into(),
+                    ErrorKind::InvalidSignature => "invalid token: bad signature".into(),
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        "invalid token: only HS256 is accepted".into()
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) => format!("invalid token: no `{claim}` claim"),
+                    // The claims did not deserialise: a missing `exp` or `role`, or a wrong type.
+                    ErrorKind::Json(e) => format!("invalid token claims: {e}"),
+                    _ => "invalid token".into(),
+                })
+            })?
+            .claims;
+        Caller::from_claims(claims)
+    }
+
+    /// Signs a token for `caller` that expires after `ttl`.
+    pub fn mint(&self, caller: &Caller, ttl: Duration) -> Minted {
+        let now = Utc::now();
+        let expires_at = now + ttl;
+        let (role, scope, subject) = caller.role_and_scope();
+        let claims = Claims {
+            role,
+            scope,
+            sub: subject.to_owned(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing with an in-memory key cannot fail");
+        Minted { token, expires_at }
+    }
+}
+
+fn admins_only() -> Denied {
+    Denied("only admins may do this".into())
+}
+
+pub fn require_admin(caller: &Caller) -> Result<(), Denied> {
+    match caller {
+        Caller::Admin { .. } => Ok(()),
+        _ => Err(admins_only()),
+    }
+}
+
+/// Admin, or the tenant itself.
+pub fn may_read_tenant(caller: &Caller, tenant: &TenantId) -> Result<(), Denied> {
+    match caller {
+        Caller::Project { .. } => Err(Denied("project tokens may not read tenants".into())),
+        _ if caller.owns(tenant, None) => Ok(()),
+        _ => Err(Denied(format!("this token may not access tenant {tenant}"))),
+    }
+}
+
+/// Admin, or a tenant-role caller for the target tenant.
+pub fn may_create_project(caller: &Caller, tenant: &TenantId) -> Result<(), Denied> {
+    may_read_tenant(caller, tenant)
+}
+
+/// Admin lists everything; a tenant-role caller must filter by its own tenant.
+pub fn may_list_projects(caller: &Caller, tenant: Option<&TenantId>) -> Result<(), Denied> {
+    match (caller, tenant) {
+        (Caller::Admin { .. }, _) => Ok(()),
+        (Caller::Tenant { .. }, Some(tenant)) => may_read_tenant(caller, tenant),
+        (Caller::Tenant { tenant: own, .. }, None) => {
+            Err(Denied(format!("tenant tokens must filter by their own tenant: ?tenantID={own}")))
+        }
+        (Caller::Project { .. }, _) => Err(Denied("project tokens may not list projects".into())),
+    }
+}
+
+/// Admin, the owning tenant, or a project-role caller for this project.
+pub fn may_read_project(caller: &Caller, project: &Project) -> Result<(), Denied> {
+    if caller.owns(&project.tenant_id, Some(&project.id)) {
+        Ok(())
+    } else {
+        Err(Denied(format!("this token may not access project {}", project.id)))
+    }
+}
+
+/// Admin, a project-role caller for the project, or the tenant owning it.
+pub fn may_create_app(caller: &Caller, project: &Project) -> Result<(), Denied> {
+    may_read_project(caller, project)
+}
+
+/// Admin lists everything; others must filter by a project they may read.
+pub fn may_list_apps(caller: &Caller, project: Option<&Project>) -> Result<(), Denied> {
+    match (caller, project) {
+        (Caller::Admin { .. }, _) => Ok(()),
+        (_, Some(project)) => may_read_project(caller, project),
+        (Caller::Project { project: own, .. }, None) => {
+            Err(Denied(format!("project tokens must filter by their own project: ?projectID={own}")))
+        }
+        (_, None) => Err(Denied("tenant tokens must filter by one of their projects: ?projectID=".into())),
+    }
+}
+
+/// Admin, a project-role caller for the app's project, or the tenant owning it.
+pub fn may_read_app(caller: &Caller, app: &App) -> Result<(), Denied> {
+    if caller.owns(&app.tenant_id, Some(&app.project_id)) {
+        Ok(())
+    } else {
+        Err(Denied(format!("this token may not access app {}", app.id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AppId, Name, Namespace};
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(vec![7; 32])
+    }
+
+    fn project(tenant: &TenantId) -> Project {
+        let name = Name::parse("web").unwrap();
+        Project {
+            id: ProjectId::generate(),
+            tenant_id: tenant.clone(),
+            namespace: Namespace::for_project(&Name::parse("acme").unwrap(), &name).unwrap(),
+            name,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn minted_tokens_authenticate_as_the_same_caller() {
+        let auth = Authenticator::new(&key(), true);
+        let callers = [
+            Caller::Admin { subject: "ops".into() },
+            Caller::Tenant { subject: "t".into(), tenant: TenantId::generate() },
+            Caller::Project { subject: "p".into(), project: ProjectId::generate() },
+        ];
+        for caller in callers {
+            let minted = auth.mint(&caller, Duration::from_secs(60));
+            let header = format!("Bearer {}", minted.token);
+            assert_eq!(auth.authenticate(Some(&header)).unwrap(), caller);
+        }
+    }
+
+    #[test]
+    fn refuses_missing_foreign_expired_and_unsigned_tokens() {
+        let auth = Authenticator::new(&key(), true);
+        let other = Authenticator::new(&SigningKey::from_bytes(vec![8; 32]), true);
+        let admin = Caller::Admin { subject: "ops".into() };
+        assert!(auth.authenticate(None).unwrap_err().0.contains("missing"));
+        let foreign = other.mint(&admin, Duration::from_secs(60)).token;
+        assert!(auth.authenticate(Some(&format!("Bearer {foreign}"))).unwrap_err().0.contains("signature"));
+        let claims = Claims {
+            role: Role::Admin,
+            scope: None,
+            sub: "x".into(),
+            iat: 0,
+            exp: Utc::now().timestamp() - 3600,
+        };
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&[7; 32]).unwrap(),
+        )
+        .unwrap();
+        assert!(auth.authenticate(Some(&format!("Bearer {expired}"))).unwrap_err().0.contains("expired"));
+        // {"alg":"none","typ":"JWT"} . {"role":"admin","exp":9999999999} . (no signature)
+        let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJyb2xlIjoiYWRtaW4iLCJleHAiOjk5OTk5OTk5OTl9.";
+        assert!(auth.authenticate(Some(&format!("Bearer {unsigned}"))).is_err());
+        let no_exp = serde_json::json!({"role": "admin", "sub": "x"});
+        let no_exp = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &no_exp,
+            &EncodingKey::from_secret(&[7; 32]).unwrap(),
+        )
+        .unwrap();
+        assert!(auth.authenticate(Some(&format!("Bearer {no_exp}"))).unwrap_err().0.contains("exp"));
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims_valid(),
+            &EncodingKey::from_secret(&[7; 32]).unwrap(),
+        )
+        .unwrap();
+        assert!(auth.authenticate(Some(&format!("Bearer {hs512}"))).unwrap_err().0.contains("HS256"));
+        assert!(auth.authenticate(Some("Basic abc")).is_err());
+    }
+
+    fn claims_valid() -> Claims {
+        Claims { role: Role::Admin, scope: None, sub: "x".into(), iat: 0, exp: Utc::now().timestamp() + 60 }
+    }
+
+    #[test]
+    fn a_role_without_its_scope_is_refused() {
+        let auth = Authenticator::new(&key(), true);
+        for (role, scope) in
+            [(Role::Tenant, None), (Role::Tenant, Some("project:p_x")), (Role::Project, Some("tenant:t_x"))]
+        {
+            let claims = Claims { role, scope: scope.map(Into::into), ..claims_valid() };
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(&[7; 32]).unwrap(),
+            )
+            .unwrap();
+            assert!(auth.authenticate(Some(&format!("Bearer {token}"))).unwrap_err().0.contains("scope"));
+        }
+    }
+
+    #[test]
+    fn auth_off_makes_everyone_an_admin() {
+        let auth = Authenticator::new(&key(), false);
+        assert!(matches!(auth.authenticate(None).unwrap(), Caller::Admin { .. }));
+    }
+
+    /// The rule matrix: admin, tenant own/other, project own/other, for every rule.
+    #[test]
+    fn rule_matrix() {
+        let tenant = TenantId::generate();
+        let own_project = project(&tenant);
+        let other_project = project(&TenantId::generate());
+        let app = App {
+            id: AppId::generate(),
+            project_id: own_project.id.clone(),
+            tenant_id: tenant.clone(),
+            name: Name::parse("web").unwrap(),
+            image: "nginx".into(),
+            host: None,
+            created_at: Utc::now(),
+        };
+        let admin = Caller::Admin { subject: "a".into() };
+        let tenant_own = Caller::Tenant { subject: "t".into(), tenant: tenant.clone() };
+        let tenant_other = Caller::Tenant { subject: "t".into(), tenant: TenantId::generate() };
+        let project_own = Caller::Project { subject: "p".into(), project: own_project.id.clone() };
+        let project_other = Caller::Project { subject: "p".into(), project: other_project.id.clone() };
+
+        type Rule<'a> = (&'a str, Box<dyn Fn(&Caller) -> bool + 'a>);
+        let rules: Vec<(Rule, [bool; 5])> = vec![
+            (("admin only", Box::new(|c| require_admin(c).is_ok())), [true, false, false, false, false]),
+            (
+                ("read tenant", Box::new(|c| may_read_tenant(c, &tenant).is_ok())),
+                [true, true, false, false, false],
+            ),
+            (
+                ("create project", Box::new(|c| may_create_project(c, &tenant).is_ok())),
+                [true, true, false, false, false],
+            ),
+            (
+                ("list projects of tenant", Box::new(|c| may_list_projects(c, Some(&tenant)).is_ok())),
+                [true, true, false, false, false],
+            ),
+            (
+                ("list all projects", Box::new(|c| may_list_projects(c, None).is_ok())),
+                [true, false, false, false, false],
+            ),
+            (
+                ("read project", Box::new(|c| may_read_project(c, &own_project).is_ok())),
+                [true, true, false, true, false],
+            ),
+            (
+                ("create app", Box::new(|c| may_create_app(c, &own_project).is_ok())),
+                [true, true, false, true, false],
+            ),
+            (
+                ("list apps of project", Box::new(|c| may_list_apps(c, Some(&own_project)).is_ok())),
+                [true, true, false, true, false],
+            ),
+            (
+                ("list all apps", Box::new(|c| may_list_apps(c, None).is_ok())),
+                [true, false, false, false, false],
+            ),
+            (("read app", Box::new(|c| may_read_app(c, &app).is_ok())), [true, true, false, true, false]),
+        ];
+        let callers = [&admin, &tenant_own, &tenant_other, &project_own, &project_other];
+        for ((name, rule), expected) in &rules {
+            let got: Vec<bool> = callers.iter().map(|c| rule(c)).collect();
+            assert_eq!(got, expected, "{name}: admin, tenant own, tenant other, project own, project other");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Validated values. Everything that arrives as a raw string becomes one of these at the edge,
+//! so the rest of the code never handles input that could still be invalid.
+
+mod host;
+mod ids;
+mod image;
+mod name;
+mod page;
+
+pub use host::Hostname;
+pub use ids::{AppId, IdError, ProjectId, TenantId};
+pub use image::ImageRef;
+pub use name::{Name, Namespace};
+pub use page::{Cursor, Page};
+
+/// Why a value was refused; the message is shown to the API caller as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

@@ -1,0 +1,168 @@
+//! The manager's REST API: one module per resource, each with its own `router()`, merged here
+//! with the middleware every request passes through.
+
+mod apps;
+pub mod error;
+mod extract;
+mod projects;
+mod service;
+mod tenants;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::Authenticator;
+use crate::domain::{Cursor, Page};
+use crate::kms::Kms;
+use crate::metrics::{self, Metrics};
+use crate::store::Store;
+use error::{ApiError, ErrorBody};
+
+/// What every handler can reach. Cheap to clone: everything inside is shared.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: Arc<Authenticator>,
+    pub metrics: Metrics,
+    pub kms: Option<Kms>,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_token_ttl: Duration,
+    pub body_limit_bytes: usize,
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Set on list responses when another page follows; pass it back as `?after=`.
+pub static NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "kubeop manager API",
+        description = "Tenants, projects and apps of a multi-tenant Kubernetes platform. \
+            Errors are `{\"error\": \"…\"}`. Lists are newest first, take `?limit=` (default 100, \
+            at most 1000) and `?after=`, and set `x-next-cursor` when another page follows."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "service", description = "Health, readiness, version, metrics"),
+        (name = "tenants"), (name = "projects"), (name = "apps"),
+        (name = "tokens", description = "Project-scoped JWTs"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description; the document is generated from the same code.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(service::router())
+        .merge(tenants::router())
+        .merge(projects::router())
+        .merge(apps::router())
+        .merge(tokens::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi_json() -> String {
+    routes().1.to_pretty_json().expect("the OpenAPI document serialises")
+}
+
+/// The complete application: routes, fallbacks and middleware.
+pub fn app(state: AppState) -> Router {
+    let (routes, _) = routes();
+    let body_limit = state.limits.body_limit_bytes;
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeUlid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(CatchPanicLayer::custom(|_panic| {
+                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                })),
+        )
+}
+
+/// Request ids are ULIDs unless the client sent its own `x-request-id`.
+#[derive(Clone, Copy)]
+struct MakeUlid;
+
+impl MakeRequestId for MakeUlid {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&ulid::Ulid::generate().to_string()).ok().map(RequestId::new)
+    }
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Something with an id, so a page can say where the next one starts.
+pub(crate) trait Identified {
+    fn id_str(&self) -> &str;
+}
+
+/// A list response: the first `page.limit` rows as a JSON array, and `x-next-cursor` when the
+/// store returned the extra row that shows another page follows.
+pub(crate) fn paged<T: Identified + serde::Serialize>(mut rows: Vec<T>, page: &Page) -> Response {
+    let more = rows.len() > page.limit as usize;
+    rows.truncate(page.limit as usize);
+    let mut response = axum::Json(&rows).into_response();
+    if more && let Some(last) = rows.last() {
+        let cursor = Cursor::after(last.id_str()).encode();
+        response.headers_mut().insert(
+            NEXT_CURSOR.clone(),
+            HeaderValue::from_str(&cursor).expect("a base64url cursor is a valid header value"),
+        );
+    }
+    response
+}

@@ -1,0 +1,124 @@
+//! `/v1/tenants`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiError, ApiErrors, Result};
+use super::extract::{Json, Query};
+use super::{AppState, Identified, paged};
+use crate::auth::{self, Caller};
+use crate::domain::{Name, Page, TenantId};
+use crate::store::tenants::Tenant;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant, list_tenants, update_tenant))
+        .routes(routes!(get_tenant, delete_tenant))
+}
+
+impl Identified for Tenant {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    #[serde(alias = "Name")]
+    #[schema(example = "acme")]
+    name: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateTenant {
+    #[serde(rename = "ID", alias = "id")]
+    id: String,
+    #[serde(rename = "Name", alias = "name")]
+    #[schema(example = "acme-inc")]
+    name: String,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct ListParams {
+    /// Page size, 1–1000 (default 100).
+    limit: Option<String>,
+    /// The `x-next-cursor` of the previous page.
+    after: Option<String>,
+}
+
+/// A malformed id in a path names no tenant.
+fn path_id(raw: &str) -> Result<TenantId> {
+    TenantId::parse(raw).map_err(|_| ApiError::NotFound(format!("tenant {raw} not found")))
+}
+
+/// Create a tenant (admin).
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 200, description = "The new tenant", body = Tenant), ApiErrors))]
+async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateTenant>,
+) -> Result<axum::Json<Tenant>> {
+    auth::require_admin(&caller)?;
+    let name = Name::parse(&body.name)?;
+    Ok(axum::Json(state.store.create_tenant(&name).await?))
+}
+
+/// List tenants, newest first (admin).
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(ListParams),
+    responses((status = 200, description = "Tenants; `x-next-cursor` is set when more follow", body = Vec<Tenant>), ApiErrors))]
+async fn list_tenants(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<Response> {
+    auth::require_admin(&caller)?;
+    let page = Page::parse(params.limit.as_deref(), params.after.as_deref())?;
+    Ok(paged(state.store.list_tenants(&page).await?, &page))
+}
+
+/// Get a tenant (admin, or a tenant-role token for this tenant).
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = Tenant), ApiErrors))]
+async fn get_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Tenant>> {
+    let id = path_id(&id)?;
+    auth::may_read_tenant(&caller, &id)?;
+    Ok(axum::Json(state.store.get_tenant(&id).await?))
+}
+
+/// Rename a tenant (admin). Its projects' namespaces keep their names.
+#[utoipa::path(put, path = "/v1/tenants", tag = "tenants", request_body = UpdateTenant,
+    responses((status = 204, description = "Renamed"), ApiErrors))]
+async fn update_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<UpdateTenant>,
+) -> Result<StatusCode> {
+    auth::require_admin(&caller)?;
+    let id = TenantId::parse(&body.id).map_err(|e| ApiError::BadRequest(format!("ID: {e}")))?;
+    let name = Name::parse(&body.name)?;
+    state.store.rename_tenant(&id, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a tenant with all its projects and apps (admin).
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 204, description = "Deleted"), ApiErrors))]
+async fn delete_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    auth::require_admin(&caller)?;
+    state.store.delete_tenant(&path_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

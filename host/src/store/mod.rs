@@ -1,0 +1,200 @@
+//! Persistence: one `Store` over two engines. SQLite (an embedded file, no setup) and PostgreSQL
+//! (shared by replicas) run the same SQL text: `$n` placeholders and `RETURNING` work in both,
+//! and [`on_pool!`] expands each query once per engine so each runs on its native driver.
+
+pub mod apps;
+pub mod projects;
+pub mod tenants;
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use prometheus::HistogramVec;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::domain::Invalid;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the engine's own pool type. The body is written once and
+/// compiled once per engine.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    query_seconds: HistogramVec,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No connection within the acquire timeout, or the server is unreachable.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(error)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Names the unique constraint an error violated, in PostgreSQL's naming
+/// (`<table>_<columns>_key`) for both engines.
+pub(crate) fn violated_unique(error: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = error else { return None };
+    if !db.is_unique_violation() {
+        return None;
+    }
+    if let Some(name) = db.constraint() {
+        return Some(name.to_owned());
+    }
+    // SQLite: "UNIQUE constraint failed: projects.tenant_id, projects.name".
+    let columns = db.message().strip_prefix("UNIQUE constraint failed: ")?;
+    let mut table = "";
+    let mut names = Vec::new();
+    for qualified in columns.split(", ") {
+        let (t, column) = qualified.split_once('.')?;
+        table = t;
+        names.push(column);
+    }
+    Some(format!("{table}_{}_key", names.join("_")))
+}
+
+pub(crate) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://…` or `postgres://…`).
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+        query_seconds: HistogramVec,
+    ) -> Result<Self, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5));
+            if let Some(dir) = options.get_filename().parent() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+            }
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(options)
+                    .await?,
+            )
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(options)
+                    .await?,
+            )
+        } else {
+            return Err(StoreError::Invalid(Invalid(format!(
+                "database URL must start with sqlite: or postgres:, not `{}`",
+                crate::config::redacted_url(url)
+            ))));
+        };
+        Ok(Self { pool, query_seconds })
+    }
+
+    /// Applies every migration not yet applied. Safe to run from several replicas at once.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        }
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", async {
+            on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    /// Records how long one store operation took, by operation name.
+    pub(crate) async fn timed<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = work.await;
+        self.query_seconds.with_label_values(&[operation]).observe(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_unique_violations_are_named_like_postgres_constraints() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let histogram = HistogramVec::new(prometheus::HistogramOpts::new("t", "t"), &["operation"]).unwrap();
+        let store = Store::connect(&url, 1, Duration::from_secs(1), histogram).await.unwrap();
+        store.migrate().await.unwrap();
+        let Pool::Sqlite(pool) = &store.pool else { unreachable!() };
+        let insert = "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, 'a', '', '')";
+        sqlx::query(insert).bind("t_1").execute(pool).await.unwrap();
+        let error = sqlx::query(insert).bind("t_2").execute(pool).await.unwrap_err();
+        assert_eq!(violated_unique(&error).as_deref(), Some("tenants_name_key"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: a real manager over HTTP, each test on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod apps;
+mod auth_matrix;
+mod bad_input;
+mod projects;
+mod service;
+mod tenants;
