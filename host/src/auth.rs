@@ -42,6 +42,15 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// Who the caller is (the token's `sub`), for audit fields.
+    pub fn subject(&self) -> &str {
+        match self {
+            Caller::Admin { subject } | Caller::Tenant { subject, .. } | Caller::Project { subject, .. } => {
+                subject
+            }
+        }
+    }
+
     fn from_claims(claims: Claims) -> Result<Self, AuthError> {
         let scope = claims.scope.as_deref().unwrap_or("");
         let bad_scope = || {

@@ -12,6 +12,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::domain::{PlatformPolicy, Quantity, QuotaMax};
+
 /// The files as shipped, used when there is no `config/` directory beside the process (an
 /// installed binary run from anywhere behaves exactly like a checkout).
 const EMBEDDED: &[(&str, &str)] = &[
@@ -27,6 +29,10 @@ const SEED_VARIABLES: &[(&str, &str)] = &[
     ("KUBEOP_REQUIRE_AUTH", "auth.require"),
     ("KUBEOP_JWT_SIGNING_KEY", "auth.jwt_signing_key"),
     ("KUBEOP_KMS_MASTER_KEY", "kms.master_key"),
+    ("KUBEOP_IMAGE_ALLOWLIST", "policy.image_allowlist"),
+    ("KUBEOP_EGRESS_BASELINE", "policy.egress_baseline"),
+    ("KUBEOP_QUOTA_MAX_REQUESTS_CPU", "policy.quota_max_requests_cpu"),
+    ("KUBEOP_QUOTA_MAX_REQUESTS_MEMORY", "policy.quota_max_requests_memory"),
 ];
 
 /// The shortest HS256 signing key accepted: as long as the hash output (RFC 7518 §3.2).
@@ -63,6 +69,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub kms: KmsConfig,
     pub log: LogConfig,
+    pub policy: PolicyConfig,
+    pub plugins: PluginsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +113,93 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+/// The platform policy in force until one is stored with `PUT /v1/platform/policy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(deserialize_with = "comma_list")]
+    pub image_allowlist: Vec<String>,
+    #[serde(deserialize_with = "comma_list")]
+    pub egress_baseline: Vec<String>,
+    pub quota_max_requests_cpu: String,
+    pub quota_max_requests_memory: String,
+}
+
+impl PolicyConfig {
+    /// The policy these settings describe; an invalid entry names its variable.
+    pub fn parse(&self) -> Result<PlatformPolicy, ConfigError> {
+        fn named(key: &'static str) -> impl Fn(crate::domain::Invalid) -> ConfigError {
+            move |invalid| ConfigError(format!("{}: {}", env_name(&format!("policy.{key}")), invalid.0))
+        }
+        let optional = |raw: &str| (!raw.trim().is_empty()).then(|| raw.trim().to_owned());
+        Ok(PlatformPolicy {
+            image_allowlist: PlatformPolicy::parse_registries(&self.image_allowlist)
+                .map_err(named("image_allowlist"))?,
+            egress_baseline: PlatformPolicy::parse_cidrs(&self.egress_baseline)
+                .map_err(named("egress_baseline"))?,
+            quota_max: QuotaMax {
+                requests_cpu: optional(&self.quota_max_requests_cpu)
+                    .map(|q| Quantity::parse(&q))
+                    .transpose()
+                    .map_err(named("quota_max_requests_cpu"))?,
+                requests_memory: optional(&self.quota_max_requests_memory)
+                    .map(|q| Quantity::parse(&q))
+                    .transpose()
+                    .map_err(named("quota_max_requests_memory"))?,
+            },
+        })
+    }
+}
+
+/// A list given as a TOML array or, from the environment, as comma-separated text.
+fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Text(String),
+        Items(Vec<String>),
+    }
+    Ok(match List::deserialize(deserializer)? {
+        List::Text(text) => {
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        }
+        List::Items(items) => items,
+    })
+}
+
+/// The WebAssembly plugin host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// A directory with `<slot>.wasm` files that replace the built-in plugins; empty: none.
+    pub dir: PathBuf,
+    /// Longest a plugin call may run, in milliseconds, unless its slot says otherwise.
+    pub deadline_ms: u64,
+    /// Most memory one plugin call may use, in MiB, unless its slot says otherwise.
+    pub memory_mib: u64,
+    /// Largest output (reasons, invoice lines, messages) a call may return, in bytes.
+    pub max_output_bytes: usize,
+    /// Plugin calls running at once; further calls wait.
+    pub max_concurrent_calls: usize,
+    /// Largest component accepted by `PUT /v1/platform/plugins/{slot}`, in bytes.
+    pub max_upload_bytes: usize,
+    /// How often each replica checks the database and `dir` for new plugins, in milliseconds.
+    pub sync_interval_ms: u64,
+    pub image_policy: SlotConfig,
+    pub pricing: SlotConfig,
+    pub admission: SlotConfig,
+}
+
+/// Per-slot overrides of the plugin limits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -126,6 +221,19 @@ impl Default for Config {
             auth: AuthConfig { require: true, jwt_signing_key: None, max_token_ttl_minutes: 10_080 },
             kms: KmsConfig { master_key: None },
             log: LogConfig { format: LogFormat::Pretty, filter: "info".into() },
+            policy: PolicyConfig::default(),
+            plugins: PluginsConfig {
+                dir: PathBuf::new(),
+                deadline_ms: 50,
+                memory_mib: 32,
+                max_output_bytes: 64 * 1024,
+                max_concurrent_calls: 16,
+                max_upload_bytes: 16 * 1024 * 1024,
+                sync_interval_ms: 1000,
+                image_policy: SlotConfig::default(),
+                pricing: SlotConfig::default(),
+                admission: SlotConfig::default(),
+            },
         }
     }
 }
@@ -183,6 +291,38 @@ impl Config {
                 "{}: must be at least 1",
                 env_name("auth.max_token_ttl_minutes")
             )));
+        }
+        self.policy.parse()?;
+        let plugins = &self.plugins;
+        for (key, value) in [
+            ("plugins.deadline_ms", plugins.deadline_ms),
+            ("plugins.memory_mib", plugins.memory_mib),
+            ("plugins.max_concurrent_calls", plugins.max_concurrent_calls as u64),
+            ("plugins.sync_interval_ms", plugins.sync_interval_ms),
+            ("plugins.image_policy.deadline_ms", plugins.image_policy.deadline_ms.unwrap_or(1)),
+            ("plugins.image_policy.memory_mib", plugins.image_policy.memory_mib.unwrap_or(1)),
+            ("plugins.pricing.deadline_ms", plugins.pricing.deadline_ms.unwrap_or(1)),
+            ("plugins.pricing.memory_mib", plugins.pricing.memory_mib.unwrap_or(1)),
+            ("plugins.admission.deadline_ms", plugins.admission.deadline_ms.unwrap_or(1)),
+            ("plugins.admission.memory_mib", plugins.admission.memory_mib.unwrap_or(1)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{}: must be at least 1", env_name(key))));
+            }
+        }
+        for (key, value) in [
+            ("plugins.memory_mib", Some(plugins.memory_mib)),
+            ("plugins.image_policy.memory_mib", plugins.image_policy.memory_mib),
+            ("plugins.pricing.memory_mib", plugins.pricing.memory_mib),
+            ("plugins.admission.memory_mib", plugins.admission.memory_mib),
+        ] {
+            if value.is_some_and(|mib| mib > crate::plugins::MAX_MEMORY_MIB) {
+                return Err(ConfigError(format!(
+                    "{}: at most {} MiB",
+                    env_name(key),
+                    crate::plugins::MAX_MEMORY_MIB
+                )));
+            }
         }
         if self.db.max_connections == 0 {
             return Err(ConfigError(format!("{}: must be at least 1", env_name("db.max_connections"))));

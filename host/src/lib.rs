@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod kms;
 pub mod metrics;
+pub mod plugins;
 pub mod store;
 pub mod telemetry;
 
@@ -24,6 +25,7 @@ use crate::config::Config;
 use crate::http::{AppState, Limits};
 use crate::kms::Kms;
 use crate::metrics::Metrics;
+use crate::plugins::Plugins;
 use crate::store::Store;
 
 /// The manager, bound to its port and ready to serve.
@@ -44,15 +46,27 @@ impl Server {
         if kms.is_none() {
             tracing::warn!("no KMS master key (KUBEOP_KMS_MASTER_KEY): /readyz answers 503");
         }
+        let configured_policy = config.policy.parse()?;
+        let plugins = Plugins::start(
+            &config.plugins,
+            Some(config.data_dir.join("plugin-cache")),
+            store.clone(),
+            metrics.clone(),
+        )
+        .await?;
         let state = AppState {
             store,
             auth: Arc::new(Authenticator::new(&signing_key, config.auth.require)),
             metrics,
             kms,
+            plugins,
+            configured_policy: Arc::new(configured_policy),
             limits: Limits {
                 max_token_ttl: Duration::from_secs(u64::from(config.auth.max_token_ttl_minutes) * 60),
                 body_limit_bytes: config.http.body_limit_bytes,
+                max_upload_bytes: config.plugins.max_upload_bytes,
             },
+            skip_image_policy: false,
         };
         let addr = config.http.addr.socket_addr();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -71,15 +85,27 @@ impl Server {
         &self.state
     }
 
+    /// Benchmarks only: serve `POST /v1/apps` without asking the image-policy plugin, as the
+    /// baseline its cost is measured against.
+    #[doc(hidden)]
+    pub fn skip_image_policy(mut self) -> Self {
+        self.state.skip_image_policy = true;
+        self
+    }
+
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+        // Handlers first: a signal that arrives once we say we listen must stop us gracefully.
+        let shutdown = shutdown_signal()?;
+        self.run_until(shutdown).await
     }
 
     /// Serves until `shutdown` completes; in-flight requests get the grace period to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let store = self.state.store.clone();
+        let plugin_sync = self.state.plugins.spawn_sync();
+        tracing::info!(addr = %self.local_addr(), database = self.state.store.engine(), "kubeop manager listening");
         let serve = axum::serve(self.listener, http::app(self.state)).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -98,6 +124,7 @@ impl Server {
             result = serve.into_future() => result,
             () = deadline => Ok(()),
         };
+        plugin_sync.abort();
         store.close().await;
         result
     }
@@ -116,17 +143,22 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> anyhow::Result<St
     .with_context(|| format!("cannot open the database at {}", config::redacted_url(&url)))
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Installs the SIGTERM and SIGINT handlers now; the future completes on either signal.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -46,6 +46,25 @@ enum Command {
     Config,
     /// Print the OpenAPI document.
     Openapi,
+    /// Develop plugins without a server.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Which world a component implements, its imports and exports, size, compile time and
+    /// self-check result. Fails (exit 2) when it fits no slot or fails its self-check.
+    Check { file: PathBuf },
+    /// Run one call of SLOT (image-policy, pricing, admission) with FILE on a JSON request and
+    /// print the answer. The request is the slot's WIT record in JSON (snake_case fields).
+    Run {
+        slot: String,
+        file: PathBuf,
+        /// The request, a JSON file (`-` for standard input).
+        #[arg(long, value_name = "REQUEST.json")]
+        input: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,9 +79,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Openapi = cli.command {
-        println!("{}", kubeop::http::openapi_json());
-        return Ok(());
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", kubeop::http::openapi_json());
+            return Ok(());
+        }
+        Command::Plugin(command) => return plugin(command),
+        _ => {}
     }
     let config = Config::load(&cli.config_dir, cli.config.as_deref())?;
     kubeop::telemetry::init(&config.log).map_err(anyhow::Error::msg)?;
@@ -80,18 +103,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::Ok(())
         })?,
         Command::Serve => runtime()?.block_on(async {
-            let server = kubeop::Server::build(&config).await?;
             tracing::info!(
-                addr = %server.local_addr(),
                 profile = config.profile.as_str(),
-                database = server.state().store.engine(),
                 auth = config.auth.require,
-                "kubeop manager listening"
+                "kubeop manager starting"
             );
-            server.run().await?;
+            kubeop::Server::build(&config).await?.run().await?;
             anyhow::Ok(())
         })?,
-        Command::Openapi => unreachable!("handled before loading the configuration"),
+        Command::Openapi | Command::Plugin(_) => unreachable!("handled before loading the configuration"),
+    }
+    Ok(())
+}
+
+fn plugin(command: PluginCommand) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use kubeop::plugins::{self, SlotKind};
+
+    let read =
+        |file: &PathBuf| std::fs::read(file).with_context(|| format!("cannot read {}", file.display()));
+    match command {
+        PluginCommand::Check { file } => {
+            let bytes = read(&file)?;
+            let report = plugins::inspect(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("file:         {}", file.display());
+            println!("size:         {} bytes", report.size);
+            println!("sha256:       {}", report.sha256);
+            println!("compile time: {:.1} ms", report.compile_time.as_secs_f64() * 1000.0);
+            println!("imports:      {}", report.imports.join(", "));
+            println!("exports:      {}", report.exports.join(", "));
+            if report.fits.is_empty() {
+                println!("world:        none of kubeop's (image-policy, pricing, admission)");
+                anyhow::bail!("{} implements no plugin world", file.display());
+            }
+            for (kind, check) in &report.fits {
+                match check {
+                    Ok(()) => println!("world:        {kind} (self-check passed)"),
+                    Err(why) => println!("world:        {kind} (self-check FAILED: {why})"),
+                }
+            }
+            if report.fits.iter().all(|(_, check)| check.is_err()) {
+                anyhow::bail!("{} fails its self-check", file.display());
+            }
+        }
+        PluginCommand::Run { slot, file, input } => {
+            let kind = SlotKind::parse(&slot)
+                .with_context(|| format!("no slot `{slot}` (slots: image-policy, pricing, admission)"))?;
+            let bytes = read(&file)?;
+            let text = if input.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .context("reading the request from standard input")?
+            } else {
+                std::fs::read_to_string(&input).with_context(|| format!("cannot read {}", input.display()))?
+            };
+            let request: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", input.display()))?;
+            let answer = plugins::run_once(kind, &bytes, request).map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
     }
     Ok(())
 }

@@ -14,6 +14,10 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
     pub db_seconds: HistogramVec,
+    plugin_calls: IntCounterVec,
+    plugin_failures: IntCounterVec,
+    plugin_seconds: HistogramVec,
+    plugin_loads: IntCounterVec,
 }
 
 /// Buckets from 100 µs to 10 s: API calls are usually a few milliseconds.
@@ -49,6 +53,38 @@ impl Metrics {
             &["operation"],
         )
         .expect("valid metric");
+        let plugin_calls =
+            IntCounterVec::new(Opts::new("kubeop_plugin_calls_total", "Plugin calls by slot"), &["slot"])
+                .expect("valid metric");
+        let plugin_failures = IntCounterVec::new(
+            Opts::new(
+                "kubeop_plugin_call_failures_total",
+                "Failed plugin calls by slot and kind (timeout, memory, stack_overflow, trap, output_too_large, instantiate)",
+            ),
+            &["slot", "kind"],
+        )
+        .expect("valid metric");
+        let plugin_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "kubeop_plugin_call_duration_seconds",
+                "Plugin call time by slot, queueing included",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["slot"],
+        )
+        .expect("valid metric");
+        let plugin_loads = IntCounterVec::new(
+            Opts::new(
+                "kubeop_plugin_loads_total",
+                "Plugin components made live (loaded) or refused, by slot",
+            ),
+            &["slot", "outcome"],
+        )
+        .expect("valid metric");
+        for metric in [&plugin_calls, &plugin_failures, &plugin_loads] {
+            registry.register(Box::new(metric.clone())).expect("registered once");
+        }
+        registry.register(Box::new(plugin_seconds.clone())).expect("registered once");
         registry.register(Box::new(http_requests.clone())).expect("registered once");
         registry.register(Box::new(http_seconds.clone())).expect("registered once");
         registry.register(Box::new(db_seconds.clone())).expect("registered once");
@@ -56,7 +92,28 @@ impl Metrics {
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("registered once");
-        Self { registry, http_requests, http_seconds, db_seconds }
+        Self {
+            registry,
+            http_requests,
+            http_seconds,
+            db_seconds,
+            plugin_calls,
+            plugin_failures,
+            plugin_seconds,
+            plugin_loads,
+        }
+    }
+
+    pub fn plugin_call(&self, slot: &str, elapsed: std::time::Duration, failure: Option<&str>) {
+        self.plugin_calls.with_label_values(&[slot]).inc();
+        self.plugin_seconds.with_label_values(&[slot]).observe(elapsed.as_secs_f64());
+        if let Some(kind) = failure {
+            self.plugin_failures.with_label_values(&[slot, kind]).inc();
+        }
+    }
+
+    pub fn plugin_load(&self, slot: &str, outcome: &str) {
+        self.plugin_loads.with_label_values(&[slot, outcome]).inc();
     }
 
     /// The Prometheus text exposition of everything registered.

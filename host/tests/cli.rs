@@ -199,3 +199,69 @@ fn migrate_creates_the_schema_and_serve_stops_gracefully_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
 }
+
+/// The built-in components, as `build.rs` embedded them.
+fn builtin(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("OUT_DIR")).join(file)
+}
+
+#[test]
+fn plugin_check_reports_the_world_and_the_self_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(kubeop(dir.path()).arg("plugin").arg("check").arg(builtin("pricing.wasm")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("world:        pricing (self-check passed)"), "{text}");
+    assert!(text.contains("exports:      price"), "{text}");
+    assert!(text.contains("compile time:"), "{text}");
+    assert!(text.contains("kubeop:plugin/host@0.1.0"), "{text}");
+
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let out = run(kubeop(dir.path()).args(["plugin", "check"]).arg(&core));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("core WebAssembly module"), "{}", stderr(&out));
+}
+
+#[test]
+fn plugin_run_calls_a_component_on_a_json_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = dir.path().join("request.json");
+    let image = |registry: &str| {
+        serde_json::json!({
+            "image": format!("{registry}/acme/api:1"),
+            "reference": {"registry": registry, "repository": "acme/api", "tag": "1", "digest": null},
+            "tenant_id": "t_1", "project_id": "p_1",
+            "policy": {"image_allowlist": ["ghcr.io"], "egress_baseline": [], "quota_max_requests_cpu": null, "quota_max_requests_memory": null}
+        })
+    };
+    std::fs::write(&request, image("evil.io").to_string()).unwrap();
+    let out = run(kubeop(dir.path())
+        .args(["plugin", "run", "image-policy"])
+        .arg(builtin("image_policy.wasm"))
+        .arg("--input")
+        .arg(&request));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"Deny": "registry evil.io is not in the image allowlist (ghcr.io)"})
+    );
+
+    std::fs::write(&request, image("ghcr.io").to_string()).unwrap();
+    let out = run(kubeop(dir.path())
+        .args(["plugin", "run", "image-policy"])
+        .arg(builtin("image_policy.wasm"))
+        .arg("--input")
+        .arg(&request));
+    assert_eq!(stdout(&out).trim(), "\"Allow\"");
+
+    // A request that does not fit the slot's world is refused with the reason.
+    let out = run(kubeop(dir.path())
+        .args(["plugin", "run", "pricing"])
+        .arg(builtin("pricing.wasm"))
+        .arg("--input")
+        .arg(&request));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not fit the pricing world"), "{}", stderr(&out));
+}

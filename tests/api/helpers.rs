@@ -44,6 +44,7 @@ pub struct TestApp {
     /// Sent as the bearer token when set (tests with auth on).
     pub token: Option<String>,
     inspect: Inspect,
+    config: Config,
     auth: Authenticator,
     _data_dir: tempfile::TempDir,
     _schema: Option<Schema>,
@@ -147,11 +148,57 @@ impl TestApp {
             state,
             token: None,
             inspect: Inspect::connect(engine, &config.database_url()).await,
+            config: config.clone(),
             auth,
             _data_dir: data_dir,
             _schema: schema,
             stop: Some(stop),
         }
+    }
+
+    /// Another server on the same database, as a second replica behind a load balancer.
+    pub async fn replica(&self) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = self.config.clone();
+        // The same database (for SQLite, the primary's file), its own data directory.
+        config.db.url = self.config.database_url();
+        config.data_dir = data_dir.path().to_owned();
+        let server = kubeop::Server::build(&config).await.expect("the replica starts");
+        let address = format!("http://{}", server.local_addr());
+        let state = server.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(server.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            address,
+            client: self.client.clone(),
+            state,
+            token: self.token.clone(),
+            inspect: Inspect::connect(self.engine(), &config.database_url()).await,
+            config,
+            auth: Authenticator::new(&SigningKey::from_bytes(SIGNING_KEY.to_vec()), true),
+            _data_dir: data_dir,
+            _schema: None,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.inspect {
+            Inspect::Sqlite(_) => Engine::Sqlite,
+            Inspect::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Uploads a component into a plugin slot.
+    pub async fn upload_plugin(&self, slot: &str, component: Vec<u8>) -> Response {
+        self.request(Method::PUT, &format!("/v1/platform/plugins/{slot}"))
+            .header("content-type", "application/wasm")
+            .body(component)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// A valid token for `caller`, signed with the server's key.
@@ -267,6 +314,12 @@ impl Inspect {
             ),
         }
     }
+}
+
+/// A guest component built from `plugins/` (by the host's build script).
+pub fn guest(file: &str) -> Vec<u8> {
+    let path = format!("{}/../target/wasm-plugins/wasm32-wasip2/release/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (built by host/build.rs)"))
 }
 
 /// Asserts the status and returns the JSON body.

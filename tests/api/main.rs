@@ -5,6 +5,8 @@ mod helpers;
 mod apps;
 mod auth_matrix;
 mod bad_input;
+mod platform;
+mod plugins;
 mod projects;
 mod service;
 mod tenants;

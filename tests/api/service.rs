@@ -124,6 +124,9 @@ async fn openapi_describes_every_route_with_bearer_security() {
         ("/v1/apps", &["get", "post", "put"]),
         ("/v1/apps/{id}", &["get", "delete"]),
         ("/v1/jwt/project", &["post"]),
+        ("/v1/platform/policy", &["get", "put"]),
+        ("/v1/platform/plugins", &["get"]),
+        ("/v1/platform/plugins/{slot}", &["put", "delete"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in expected {
@@ -144,8 +147,20 @@ async fn openapi_describes_every_route_with_bearer_security() {
         assert!(create["responses"][status].is_object(), "POST /v1/tenants lacks {status}");
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for schema in ["ErrorBody", "Tenant", "Project", "App", "CreateTenant", "UpdateApp", "MintProjectToken"] {
+    for schema in [
+        "ErrorBody",
+        "Tenant",
+        "Project",
+        "App",
+        "CreateTenant",
+        "UpdateApp",
+        "MintProjectToken",
+        "PolicyBody",
+        "PluginStatus",
+    ] {
         assert!(schemas.contains_key(schema), "no schema {schema}");
     }
     assert_eq!(schemas["UpdateTenant"]["properties"]["ID"]["type"], "string");
+    let upload = &paths["/v1/platform/plugins/{slot}"]["put"]["requestBody"]["content"];
+    assert!(upload["application/wasm"].is_object(), "{upload}");
 }

@@ -6,12 +6,16 @@ mod ids;
 mod image;
 mod name;
 mod page;
+mod policy;
+mod quantity;
 
 pub use host::Hostname;
 pub use ids::{AppId, IdError, ProjectId, TenantId};
 pub use image::ImageRef;
 pub use name::{Name, Namespace};
 pub use page::{Cursor, Page};
+pub use policy::{Cidr, PlatformPolicy, QuotaMax, Registry};
+pub use quantity::Quantity;
 
 /// Why a value was refused; the message is shown to the API caller as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,6 +11,8 @@ use super::extract::{Json, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
 use crate::domain::{AppId, Hostname, ImageRef, Name, Page, ProjectId};
+use crate::plugins::ImagePolicyWorld;
+use crate::plugins::bindings::types::Decision;
 use crate::store::apps::{App, AppChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -78,6 +80,28 @@ fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Result<T>
     parsed.map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
 }
 
+/// Asks the image-policy plugin about an image under the policy in force: a denial is the
+/// caller's 400, a failing plugin a 503; either way nothing is written.
+async fn check_image(
+    state: &AppState,
+    image: &ImageRef,
+    tenant: &crate::domain::TenantId,
+    project: &ProjectId,
+) -> Result<()> {
+    if state.skip_image_policy {
+        return Ok(());
+    }
+    let (policy, _) = super::platform::effective_policy(state).await?;
+    let request = ImagePolicyWorld::request(image, tenant, project, &policy);
+    match state.plugins.call::<ImagePolicyWorld>(request).await {
+        Ok(Decision::Allow) => Ok(()),
+        Ok(Decision::Deny(reason)) => {
+            Err(ApiError::BadRequest(format!("image `{}` is not allowed: {reason}", image.as_written())))
+        }
+        Err(failure) => Err(ApiError::Unavailable(format!("image policy unavailable: {failure}"))),
+    }
+}
+
 /// Create an app in a project (admin, the owning tenant, or a project-role token for it).
 #[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
     responses((status = 200, description = "The new app", body = App), ApiErrors))]
@@ -92,6 +116,7 @@ async fn create_app(
     let host = body.host.as_deref().map(Hostname::parse).transpose()?;
     let project = state.store.get_project(&project_id).await?;
     auth::may_create_app(&caller, &project)?;
+    check_image(&state, &image, &project.tenant_id, &project.id).await?;
     Ok(axum::Json(state.store.create_app(&project.id, &name, &image, host.as_ref()).await?))
 }
 
@@ -143,6 +168,10 @@ async fn update_app(
     };
     if changes.name.is_none() && changes.image.is_none() && changes.host.is_none() {
         return Err(ApiError::BadRequest("nothing to update: give Name, Image or Host".into()));
+    }
+    if let Some(image) = &changes.image {
+        let app = state.store.get_app(&id).await?;
+        check_image(&state, image, &app.tenant_id, &app.project_id).await?;
     }
     state.store.update_app(&id, &changes).await?;
     Ok(StatusCode::NO_CONTENT)

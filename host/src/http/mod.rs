@@ -4,6 +4,7 @@
 mod apps;
 pub mod error;
 mod extract;
+pub mod platform;
 mod projects;
 mod service;
 mod tenants;
@@ -25,9 +26,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Authenticator;
-use crate::domain::{Cursor, Page};
+use crate::domain::{Cursor, Page, PlatformPolicy};
 use crate::kms::Kms;
 use crate::metrics::{self, Metrics};
+use crate::plugins::Plugins;
 use crate::store::Store;
 use error::{ApiError, ErrorBody};
 
@@ -38,13 +40,20 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub metrics: Metrics,
     pub kms: Option<Kms>,
+    pub plugins: Plugins,
+    /// The platform policy from the configuration, in force until one is stored.
+    pub configured_policy: Arc<PlatformPolicy>,
     pub limits: Limits,
+    /// Only the benchmarks set this, to measure `POST /v1/apps` without the image-policy call.
+    #[doc(hidden)]
+    pub skip_image_policy: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_token_ttl: Duration,
     pub body_limit_bytes: usize,
+    pub max_upload_bytes: usize,
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -66,6 +75,7 @@ pub static NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
         (name = "service", description = "Health, readiness, version, metrics"),
         (name = "tenants"), (name = "projects"), (name = "apps"),
         (name = "tokens", description = "Project-scoped JWTs"),
+        (name = "platform", description = "Platform policy and WebAssembly plugins"),
     )
 )]
 struct ApiDoc;
@@ -85,24 +95,26 @@ impl Modify for BearerAuth {
 }
 
 /// Every route with its OpenAPI description; the document is generated from the same code.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn routes(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(service::router())
         .merge(tenants::router())
         .merge(projects::router())
         .merge(apps::router())
         .merge(tokens::router())
+        .merge(platform::router(max_upload_bytes))
         .split_for_parts()
 }
 
 /// The OpenAPI document as served at `/openapi.json`.
 pub fn openapi_json() -> String {
-    routes().1.to_pretty_json().expect("the OpenAPI document serialises")
+    let upload_limit = crate::config::Config::default().plugins.max_upload_bytes;
+    routes(upload_limit).1.to_pretty_json().expect("the OpenAPI document serialises")
 }
 
 /// The complete application: routes, fallbacks and middleware.
 pub fn app(state: AppState) -> Router {
-    let (routes, _) = routes();
+    let (routes, _) = routes(state.limits.max_upload_bytes);
     let body_limit = state.limits.body_limit_bytes;
     routes
         .fallback(not_found)

@@ -65,7 +65,7 @@ impl Store {
         let now = Utc::now();
         let select = concat!(select!(), " WHERE a.id = $1");
         self.timed("apps.create", async {
-            on_pool!(self, |pool| {
+            on_pool!(self.write, |pool| {
                 let mut tx = pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO apps (id, project_id, name, image, host, created_at, updated_at) \
@@ -97,7 +97,7 @@ impl Store {
     pub async fn get_app(&self, id: &AppId) -> Result<App, StoreError> {
         let sql = concat!(select!(), " WHERE a.id = $1");
         self.timed("apps.get", async {
-            on_pool!(self, |pool| sqlx::query_as::<_, App>(sql).bind(id).fetch_optional(pool).await)?
+            on_pool!(self.read, |pool| sqlx::query_as::<_, App>(sql).bind(id).fetch_optional(pool).await)?
                 .ok_or_else(|| not_found(id))
         })
         .await
@@ -110,7 +110,7 @@ impl Store {
             " WHERE ($1 IS NULL OR a.project_id = $1) AND ($2 IS NULL OR a.id < $2) ORDER BY a.id DESC LIMIT $3"
         );
         self.timed("apps.list", async {
-            Ok(on_pool!(self, |pool| sqlx::query_as::<_, App>(sql)
+            Ok(on_pool!(self.read, |pool| sqlx::query_as::<_, App>(sql)
                 .bind(project)
                 .bind(page.after.as_deref())
                 .bind(page.fetch_limit())
@@ -123,7 +123,7 @@ impl Store {
     pub async fn update_app(&self, id: &AppId, changes: &AppChanges) -> Result<(), StoreError> {
         let now = Utc::now();
         self.timed("apps.update", async {
-            let updated = on_pool!(self, |pool| sqlx::query(
+            let updated = on_pool!(self.write, |pool| sqlx::query(
                 "UPDATE apps SET name = COALESCE($2, name), image = COALESCE($3, image), \
                  host = COALESCE($4, host), updated_at = $5 WHERE id = $1",
             )
@@ -143,7 +143,7 @@ impl Store {
 
     pub async fn delete_app(&self, id: &AppId) -> Result<(), StoreError> {
         self.timed("apps.delete", async {
-            let deleted = on_pool!(self, |pool| sqlx::query("DELETE FROM apps WHERE id = $1")
+            let deleted = on_pool!(self.write, |pool| sqlx::query("DELETE FROM apps WHERE id = $1")
                 .bind(id)
                 .execute(pool)
                 .await?

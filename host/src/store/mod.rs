@@ -3,6 +3,8 @@
 //! and [`on_pool!`] expands each query once per engine so each runs on its native driver.
 
 pub mod apps;
+pub mod plugins;
+pub mod policy;
 pub mod projects;
 pub mod tenants;
 
@@ -29,8 +31,8 @@ pub enum Pool {
 /// Runs `$body` with `$pool` bound to the engine's own pool type. The body is written once and
 /// compiled once per engine.
 macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
+    ($pool_value:expr, |$pool:ident| $body:expr) => {
+        match &$pool_value {
             $crate::store::Pool::Sqlite($pool) => $body,
             $crate::store::Pool::Postgres($pool) => $body,
         }
@@ -40,7 +42,11 @@ pub(crate) use on_pool;
 
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    /// Reads. On PostgreSQL the same pool as `write`.
+    read: Pool,
+    /// Writes. SQLite allows one writer at a time: a single-connection pool queues writers in
+    /// order, where many connections would contend for the file lock and back off in sleeps.
+    write: Pool,
     query_seconds: HistogramVec,
 }
 
@@ -104,7 +110,7 @@ impl Store {
         acquire_timeout: Duration,
         query_seconds: HistogramVec,
     ) -> Result<Self, StoreError> {
-        let pool = if url.starts_with("sqlite:") {
+        let (read, write) = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .foreign_keys(true)
@@ -114,41 +120,44 @@ impl Store {
             if let Some(dir) = options.get_filename().parent() {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.into()))?;
             }
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(acquire_timeout)
-                    .connect_with(options)
-                    .await?,
-            )
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(options.read_only(true))
+                .await?;
+            (Pool::Sqlite(read), Pool::Sqlite(write))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
-            Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(acquire_timeout)
-                    .connect_with(options)
-                    .await?,
-            )
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(options)
+                .await?;
+            (Pool::Postgres(pool.clone()), Pool::Postgres(pool))
         } else {
             return Err(StoreError::Invalid(Invalid(format!(
                 "database URL must start with sqlite: or postgres:, not `{}`",
                 crate::config::redacted_url(url)
             ))));
         };
-        Ok(Self { pool, query_seconds })
+        Ok(Self { read, write, query_seconds })
     }
 
     /// Applies every migration not yet applied. Safe to run from several replicas at once.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match &self.pool {
+        match &self.write {
             Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
     }
 
     pub fn engine(&self) -> &'static str {
-        match self.pool {
+        match self.write {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
@@ -157,14 +166,15 @@ impl Store {
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.timed("ping", async {
-            on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+            on_pool!(self.read, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
             Ok(())
         })
         .await
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        on_pool!(self.read, |pool| pool.close().await);
+        on_pool!(self.write, |pool| pool.close().await);
     }
 
     /// Records how long one store operation took, by operation name.
@@ -191,7 +201,7 @@ mod tests {
         let histogram = HistogramVec::new(prometheus::HistogramOpts::new("t", "t"), &["operation"]).unwrap();
         let store = Store::connect(&url, 1, Duration::from_secs(1), histogram).await.unwrap();
         store.migrate().await.unwrap();
-        let Pool::Sqlite(pool) = &store.pool else { unreachable!() };
+        let Pool::Sqlite(pool) = &store.write else { unreachable!() };
         let insert = "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, 'a', '', '')";
         sqlx::query(insert).bind("t_1").execute(pool).await.unwrap();
         let error = sqlx::query(insert).bind("t_2").execute(pool).await.unwrap_err();

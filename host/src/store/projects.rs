@@ -53,7 +53,7 @@ impl Store {
             columns!()
         );
         self.timed("projects.create", async {
-            on_pool!(self, |pool| {
+            on_pool!(self.write, |pool| {
                 let mut tx = pool.begin().await?;
                 let tenant_name: Name = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
                     .bind(tenant)
@@ -86,7 +86,7 @@ impl Store {
     pub async fn get_project(&self, id: &ProjectId) -> Result<Project, StoreError> {
         let sql = concat!("SELECT ", columns!(), " FROM projects WHERE id = $1");
         self.timed("projects.get", async {
-            on_pool!(self, |pool| sqlx::query_as::<_, Project>(sql).bind(id).fetch_optional(pool).await)?
+            on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql).bind(id).fetch_optional(pool).await)?
                 .ok_or_else(|| not_found(id))
         })
         .await
@@ -105,7 +105,7 @@ impl Store {
              AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
         );
         self.timed("projects.list", async {
-            Ok(on_pool!(self, |pool| sqlx::query_as::<_, Project>(sql)
+            Ok(on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql)
                 .bind(tenant)
                 .bind(page.after.as_deref())
                 .bind(page.fetch_limit())
@@ -120,7 +120,7 @@ impl Store {
     pub async fn rename_project(&self, id: &ProjectId, name: &Name) -> Result<(), StoreError> {
         let now = Utc::now();
         self.timed("projects.rename", async {
-            on_pool!(self, |pool| {
+            on_pool!(self.write, |pool| {
                 let mut tx = pool.begin().await?;
                 let tenant_name: Name = sqlx::query_scalar(
                     "SELECT t.name FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
@@ -147,7 +147,7 @@ impl Store {
     /// Deletes a project with its apps.
     pub async fn delete_project(&self, id: &ProjectId) -> Result<(), StoreError> {
         self.timed("projects.delete", async {
-            let deleted = on_pool!(self, |pool| sqlx::query("DELETE FROM projects WHERE id = $1")
+            let deleted = on_pool!(self.write, |pool| sqlx::query("DELETE FROM projects WHERE id = $1")
                 .bind(id)
                 .execute(pool)
                 .await?

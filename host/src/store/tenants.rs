@@ -35,7 +35,7 @@ impl Store {
             columns!()
         );
         self.timed("tenants.create", async {
-            on_pool!(self, |pool| sqlx::query_as::<_, Tenant>(sql)
+            on_pool!(self.write, |pool| sqlx::query_as::<_, Tenant>(sql)
                 .bind(TenantId::generate())
                 .bind(name)
                 .bind(now)
@@ -49,7 +49,7 @@ impl Store {
     pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
         let sql = concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1");
         self.timed("tenants.get", async {
-            on_pool!(self, |pool| sqlx::query_as::<_, Tenant>(sql).bind(id).fetch_optional(pool).await)?
+            on_pool!(self.read, |pool| sqlx::query_as::<_, Tenant>(sql).bind(id).fetch_optional(pool).await)?
                 .ok_or_else(|| not_found(id))
         })
         .await
@@ -63,7 +63,7 @@ impl Store {
             " FROM tenants WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
         );
         self.timed("tenants.list", async {
-            Ok(on_pool!(self, |pool| sqlx::query_as::<_, Tenant>(sql)
+            Ok(on_pool!(self.read, |pool| sqlx::query_as::<_, Tenant>(sql)
                 .bind(page.after.as_deref())
                 .bind(page.fetch_limit())
                 .fetch_all(pool)
@@ -77,7 +77,7 @@ impl Store {
     pub async fn rename_tenant(&self, id: &TenantId, name: &Name) -> Result<(), StoreError> {
         let now = Utc::now();
         self.timed("tenants.rename", async {
-            on_pool!(self, |pool| {
+            on_pool!(self.write, |pool| {
                 let mut tx = pool.begin().await?;
                 let projects: Vec<Name> =
                     sqlx::query_scalar("SELECT name FROM projects WHERE tenant_id = $1")
@@ -107,7 +107,7 @@ impl Store {
     /// Deletes a tenant with its projects and apps.
     pub async fn delete_tenant(&self, id: &TenantId) -> Result<(), StoreError> {
         self.timed("tenants.delete", async {
-            let deleted = on_pool!(self, |pool| sqlx::query("DELETE FROM tenants WHERE id = $1")
+            let deleted = on_pool!(self.write, |pool| sqlx::query("DELETE FROM tenants WHERE id = $1")
                 .bind(id)
                 .execute(pool)
                 .await?

@@ -1,0 +1,233 @@
+//! The sandbox every plugin call runs in: one process-wide wasmtime `Engine` (pooling
+//! allocator, epoch interruption), a `Linker` that offers only the `host` log and the WASI
+//! streams Rust's standard library needs, and a fresh `Store` per call with a deadline and a
+//! memory cap.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{host, image_policy, types};
+use super::{FailureKind, MAX_MEMORY_MIB};
+
+/// How often the epoch advances; deadlines are whole ticks.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// Lines a plugin may log per call, and how much of each line is kept.
+const LOG_LINES_PER_CALL: u32 = 64;
+const LOG_LINE_BYTES: usize = 4096;
+
+/// Shared by every server in the process (tests start many): compiled components are tied to
+/// their engine, and the pooling allocator reserves its address space once.
+static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(256)
+        .total_core_instances(1024)
+        .total_memories(512)
+        .total_tables(1024)
+        .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        // Keep a little of each memory resident between calls: cheaper than re-faulting it.
+        .linear_memory_keep_resident(64 * 1024)
+        .table_keep_resident(64 * 1024);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        // Calls are synchronous on blocking threads: no async machinery per call.
+        .concurrency_support(false)
+        .epoch_interruption(true)
+        .max_wasm_stack(512 * 1024)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config).expect("the plugin engine configuration is valid");
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("plugin-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .expect("spawning the epoch ticker");
+    engine
+});
+
+pub fn engine() -> &'static Engine {
+    &ENGINE
+}
+
+/// The imports every plugin may use, whatever its world.
+pub fn linker() -> Linker<CallState> {
+    let mut linker = Linker::new(engine());
+    image_policy::ImagePolicy::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+        .expect("the host interface links once");
+    add_wasi_streams(&mut linker).expect("WASI streams link once");
+    linker
+}
+
+/// What Rust's standard library imports on wasm32-wasip2: streams and the CLI environment,
+/// all empty (no arguments, no variables, stdin at end of file, output discarded). No clocks,
+/// randomness, files or sockets: a plugin that imports them does not load.
+fn add_wasi_streams(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::sync::{cli, io};
+
+    io::error::add_to_linker::<CallState, Table>(linker, |state| &mut state.table)?;
+    io::poll::add_to_linker::<CallState, Table>(linker, |state| &mut state.table)?;
+    io::streams::add_to_linker::<CallState, Table>(linker, |state| &mut state.table)?;
+    cli::environment::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::exit::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::stdin::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::stdout::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::stderr::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
+    Ok(())
+}
+
+struct Table;
+
+impl wasmtime::component::HasData for Table {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Limits of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+}
+
+/// Everything a call's `Store` holds.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    log: LogSink,
+}
+
+/// Who is logging, for the lines a plugin writes.
+#[derive(Debug, Clone)]
+pub struct LogSink {
+    pub slot: &'static str,
+    pub plugin: String,
+    lines: u32,
+}
+
+impl LogSink {
+    pub fn new(slot: &'static str, sha256: &str) -> Self {
+        Self { slot, plugin: sha256.chars().take(12).collect(), lines: 0 }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: host::Level, message: String) {
+        self.log.lines += 1;
+        if self.log.lines > LOG_LINES_PER_CALL {
+            return;
+        }
+        let mut end = message.len().min(LOG_LINE_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = &message[..end];
+        let (slot, plugin) = (self.log.slot, self.log.plugin.as_str());
+        match level {
+            host::Level::Trace => tracing::trace!(slot, plugin, "{text}"),
+            host::Level::Debug => tracing::debug!(slot, plugin, "{text}"),
+            host::Level::Info => tracing::info!(slot, plugin, "{text}"),
+            host::Level::Warn => tracing::warn!(slot, plugin, "{text}"),
+            host::Level::Error => tracing::error!(slot, plugin, "{text}"),
+        }
+    }
+}
+
+impl types::Host for CallState {}
+
+/// Caps a call's linear memory and tables. Going over the memory cap traps at once with
+/// [`MemoryLimit`], so the failure is reported as memory, not as whatever the guest's allocator
+/// does when an allocation fails.
+struct Limiter {
+    memory_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin asked for {desired} bytes of memory; its limit is {limit}")]
+pub struct MemoryLimit {
+    desired: usize,
+    limit: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            return Err(MemoryLimit { desired, limit: self.memory_bytes }.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// A fresh store for one call: no WASI capabilities, the memory cap, and the deadline armed.
+pub fn store(limits: CallLimits, log: LogSink) -> Store<CallState> {
+    let state = CallState {
+        wasi: WasiCtx::builder().build(),
+        table: ResourceTable::new(),
+        limiter: Limiter { memory_bytes: limits.memory_bytes },
+        log,
+    };
+    let mut store = Store::new(engine(), state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(deadline_ticks(limits.deadline));
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Ticks until the deadline, rounded up, plus the partial tick already under way.
+fn deadline_ticks(deadline: Duration) -> u64 {
+    let tick = TICK.as_nanos();
+    (deadline.as_nanos().div_ceil(tick) + 1) as u64
+}
+
+/// What went wrong in a call, from the error wasmtime returned.
+pub fn classify(error: &wasmtime::Error) -> FailureKind {
+    if error.downcast_ref::<MemoryLimit>().is_some() {
+        return FailureKind::Memory;
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => FailureKind::Timeout,
+        Some(Trap::StackOverflow) => FailureKind::StackOverflow,
+        Some(_) => FailureKind::Trap,
+        None => FailureKind::Instantiate,
+    }
+}
