@@ -34,14 +34,14 @@ impl Outcome {
     }
 }
 
-struct Connection {
+pub(crate) struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     addr: SocketAddr,
     token: Option<Arc<str>>,
 }
 
 impl Connection {
-    async fn open(addr: SocketAddr, token: Option<Arc<str>>) -> anyhow::Result<Self> {
+    pub(crate) async fn open(addr: SocketAddr, token: Option<Arc<str>>) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -49,7 +49,12 @@ impl Connection {
         Ok(Self { sender, addr, token })
     }
 
-    async fn send(&mut self, method: Method, path: &str, body: Option<String>) -> anyhow::Result<StatusCode> {
+    pub(crate) async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<StatusCode> {
         let mut request = Request::builder().method(method).uri(path).header("host", self.addr.to_string());
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -64,6 +69,47 @@ impl Connection {
         response.into_body().collect().await?;
         Ok(status)
     }
+}
+
+/// One request on a connection of its own, for setting up a benchmark.
+pub async fn send_once(
+    addr: SocketAddr,
+    token: Option<Arc<str>>,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    let mut connection = Connection::open(addr, token).await?;
+    let mut request = Request::builder().method(method).uri(path).header("host", addr.to_string());
+    if let Some(token) = &connection.token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let response = connection
+        .sender
+        .send_request(request.body(Full::new(Bytes::from(body.unwrap_or_default())))?)
+        .await?;
+    let status = response.status();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+/// Posts JSON and returns the `id` of what was created.
+pub async fn create(
+    addr: SocketAddr,
+    token: Option<Arc<str>>,
+    path: &str,
+    body: String,
+) -> anyhow::Result<String> {
+    let (status, answer) = send_once(addr, token, Method::POST, path, Some(body)).await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "POST {path} answered {status}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&answer)?;
+    Ok(created["id"].as_str().unwrap_or_default().to_owned())
 }
 
 fn histogram() -> Histogram<u64> {

@@ -2,9 +2,13 @@
 //! the ratio means something on a shared, noisy machine.
 //!
 //! `cargo run --release -p kubeop-bench -- http` — requests/s and latency of the manager API.
+//! `cargo run --release -p kubeop-bench -- plugins` — plugin call cost, its share of
+//! `POST /v1/apps`, and a swap under load on two replicas.
 
 mod http;
 mod load;
+mod plugins;
+mod server;
 
 use clap::{Parser, Subcommand};
 
@@ -19,10 +23,14 @@ struct Cli {
 enum Bench {
     /// GET /v1/tenants/{id} and POST /v1/tenants on SQLite and PostgreSQL, against GET /healthz.
     Http(http::Options),
+    /// The image-policy plugin: call cost against native Rust, POST /v1/apps with and without
+    /// it, and a swap under load on two replicas sharing PostgreSQL.
+    Plugins(plugins::Options),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Http(options) => http::run(options),
+        Bench::Plugins(options) => plugins::run(options),
     }
 }

@@ -158,7 +158,9 @@ fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             };
             let request: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{} is not JSON", input.display()))?;
-            let answer = plugins::run_once(kind, &bytes, request).map_err(anyhow::Error::msg)?;
+            let plugin = plugins::Standalone::load(kind, &bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let answer = plugin.call_json(request).map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
     }

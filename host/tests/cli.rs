@@ -192,6 +192,17 @@ fn migrate_creates_the_schema_and_serve_stops_gracefully_on_sigterm() {
     };
     let health = std::net::TcpStream::connect(&addr);
     assert!(health.is_ok(), "listening on {addr}");
+    // SIGHUP re-reads the plugins and does not stop the server.
+    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let reloaded = loop {
+        let line = lines.next().expect("the server keeps logging").unwrap();
+        if line.contains("SIGHUP") {
+            break line;
+        }
+    };
+    assert!(reloaded.contains("re-reading plugins"), "{reloaded}");
+    assert!(std::net::TcpStream::connect(&addr).is_ok(), "still serving after SIGHUP");
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();

@@ -184,6 +184,11 @@ impl TestApp {
         }
     }
 
+    /// The server's data directory (SQLite file, plugin cache).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     pub fn engine(&self) -> Engine {
         match self.inspect {
             Inspect::Sqlite(_) => Engine::Sqlite,

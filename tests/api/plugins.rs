@@ -14,6 +14,7 @@ both_engines!(
     bad_uploads_are_refused_and_the_active_plugin_stays,
     every_replica_runs_an_upload_within_two_seconds,
     uploads_survive_a_restart,
+    a_plugin_directory_is_followed_as_files_change,
     hostile_plugins_fail_only_their_own_call,
 );
 
@@ -169,6 +170,14 @@ async fn uploads_survive_a_restart(engine: Engine) {
     let installed =
         expect_json(first.upload_plugin("image-policy", guest("deny_latest.wasm")).await, StatusCode::OK)
             .await;
+    // Compiled once: the cache holds it for the next start.
+    let sha = installed["sha256"].as_str().unwrap();
+    let cache = first.data_dir().join("plugin-cache");
+    let entries: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(entries.iter().any(|name| name.starts_with(sha) && name.ends_with(".cwasm")), "{entries:?}");
     // A new server on the same database loads it before it answers anything.
     let restarted = first.replica().await;
     let status = slot(&restarted, "image-policy").await;
@@ -176,6 +185,71 @@ async fn uploads_survive_a_restart(engine: Engine) {
         (status["source"].clone(), status["sha256"].clone()),
         (json!("uploaded"), installed["sha256"].clone())
     );
+}
+
+async fn a_plugin_directory_is_followed_as_files_change(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(engine, |config| {
+        config.plugins.dir = dir.path().to_owned();
+        config.plugins.sync_interval_ms = 100;
+    })
+    .await;
+    let project = project(&app).await;
+    let wait_for = |source: &'static str, sha: Option<String>| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            loop {
+                let status = slot(app, "image-policy").await;
+                if status["source"] == source
+                    && sha.as_ref().is_none_or(|sha| status["sha256"] == sha.as_str())
+                {
+                    return status;
+                }
+                assert!(started.elapsed() < Duration::from_secs(5), "still {status}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let file = dir.path().join("image-policy.wasm");
+    std::fs::write(&file, guest("deny_latest.wasm")).unwrap();
+    let loaded = wait_for("file", None).await;
+    assert_eq!(loaded["path"], file.display().to_string());
+    expect_error(
+        app.post("/v1/apps", &app_body(&project, "l", "nginx:latest")).await,
+        StatusCode::BAD_REQUEST,
+        "latest",
+    )
+    .await;
+
+    // A broken file is refused; the slot keeps the last good one.
+    std::fs::write(&file, guest("always_trap.wasm")).unwrap();
+    let started = Instant::now();
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(r#"kubeop_plugin_loads_total{outcome="refused",slot="image-policy"} 1"#) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the broken file was not looked at");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(slot(&app, "image-policy").await["sha256"], loaded["sha256"]);
+
+    // An upload wins over the directory. Deleting it falls back past the broken file to the
+    // built-in: the deleted upload never stays.
+    expect_json(app.upload_plugin("image-policy", guest("hostile.wasm")).await, StatusCode::OK).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(slot(&app, "image-policy").await["source"], "uploaded");
+    let back = expect_json(app.delete("/v1/platform/plugins/image-policy").await, StatusCode::OK).await;
+    assert_eq!(back["source"], "builtin");
+    // A good file again is picked up.
+    std::fs::write(&file, guest("deny_latest.wasm")).unwrap();
+    wait_for("file", Some(loaded["sha256"].as_str().unwrap().to_owned())).await;
+
+    // Without the file, the built-in.
+    std::fs::remove_file(&file).unwrap();
+    wait_for("builtin", None).await;
+    expect_json(app.post("/v1/apps", &app_body(&project, "l", "nginx:latest")).await, StatusCode::OK).await;
 }
 
 async fn hostile_plugins_fail_only_their_own_call(engine: Engine) {

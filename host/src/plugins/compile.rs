@@ -33,11 +33,16 @@ pub fn compile(bytes: &[u8], cache_dir: Option<&Path>) -> Result<Compiled, LoadE
         ));
     }
     let sha256 = sha256_hex(bytes);
-    if let Some(component) = COMPILED.lock().unwrap_or_else(|p| p.into_inner()).get(&sha256) {
-        return Ok(Compiled { sha256, component: component.clone() });
+    let cached = cache_dir.map(|dir| dir.join(format!("{sha256}-{:016x}.cwasm", engine_hash())));
+    let in_memory = COMPILED.lock().unwrap_or_else(|p| p.into_inner()).get(&sha256).cloned();
+    if let Some(component) = in_memory {
+        // Another server in this process compiled it; this one's restarts still want it on disk.
+        if let Some(path) = cached.as_ref().filter(|path| !path.is_file()) {
+            write_cache(path, &component);
+        }
+        return Ok(Compiled { sha256, component });
     }
     let engine = runtime::engine();
-    let cached = cache_dir.map(|dir| dir.join(format!("{sha256}-{:016x}.cwasm", engine_hash())));
     let from_disk = cached.as_deref().filter(|path| path.is_file()).and_then(|path| {
         // SAFETY: the file was written by `Component::serialize` of an engine with the same
         // compatibility hash (it is in the name), into kubeop's own data directory.

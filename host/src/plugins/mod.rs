@@ -504,6 +504,16 @@ fn self_check<W: World>(loaded: &Loaded, limits: CallLimits, max_output: usize) 
     W::accept_sample(&response)
 }
 
+/// The limits of the default configuration, for plugins run outside a server.
+fn default_limits() -> (CallLimits, usize) {
+    let defaults = crate::config::Config::default().plugins;
+    let limits = CallLimits {
+        deadline: Duration::from_millis(defaults.deadline_ms),
+        memory_bytes: (defaults.memory_mib as usize) << 20,
+    };
+    (limits, defaults.max_output_bytes)
+}
+
 /// What `kubeop plugin check` reports about a component file.
 #[derive(Debug)]
 pub struct Inspection {
@@ -545,40 +555,43 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, LoadError> {
     Ok(Inspection { size: bytes.len(), sha256: compiled.sha256, compile_time, imports, exports, fits })
 }
 
-/// Runs one call of `kind` with `component` (or the built-in) on a JSON request, without a
-/// server: `kubeop plugin run`.
-pub fn run_once(
-    kind: SlotKind,
-    bytes: &[u8],
-    request: serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    let defaults = crate::config::Config::default().plugins;
-    let limits = CallLimits {
-        deadline: Duration::from_millis(defaults.deadline_ms),
-        memory_bytes: (defaults.memory_mib as usize) << 20,
-    };
-    let linker = runtime::linker();
-    let loaded = prepare(&linker, None, kind, limits, bytes, Source::Builtin, defaults.max_output_bytes)
-        .map_err(|e| e.0)?;
-    fn one<W: World>(
-        loaded: &Loaded,
-        limits: CallLimits,
-        max: usize,
-        request: serde_json::Value,
-    ) -> Result<serde_json::Value, String>
-    where
-        W::Request: serde::de::DeserializeOwned,
-        W::Response: Serialize,
-    {
-        let request: W::Request = serde_json::from_value(request)
-            .map_err(|e| format!("the request does not fit the {} world: {e}", W::KIND))?;
-        let response = invoke::<W>(loaded, limits, max, &request).map_err(|e| e.message)?;
-        serde_json::to_value(response).map_err(|e| e.to_string())
+/// A component loaded outside any server, with the default limits: for `kubeop plugin run` and
+/// the benchmarks. It passed the same checks as a component in a slot.
+pub struct Standalone {
+    loaded: Loaded,
+    limits: CallLimits,
+    max_output: usize,
+}
+
+impl Standalone {
+    pub fn load(kind: SlotKind, bytes: &[u8]) -> Result<Self, LoadError> {
+        let (limits, max_output) = default_limits();
+        let loaded = prepare(&runtime::linker(), None, kind, limits, bytes, Source::Builtin, max_output)?;
+        Ok(Self { loaded, limits, max_output })
     }
-    match kind {
-        SlotKind::ImagePolicy => one::<ImagePolicyWorld>(&loaded, limits, defaults.max_output_bytes, request),
-        SlotKind::Pricing => one::<PricingWorld>(&loaded, limits, defaults.max_output_bytes, request),
-        SlotKind::Admission => one::<AdmissionWorld>(&loaded, limits, defaults.max_output_bytes, request),
+
+    /// One call on a fresh instance, on this thread.
+    pub fn call<W: World>(&self, request: &W::Request) -> Result<W::Response, CallError> {
+        invoke::<W>(&self.loaded, self.limits, self.max_output, request)
+    }
+
+    /// One call with the request and answer as JSON (the WIT records, snake_case fields).
+    pub fn call_json(&self, request: serde_json::Value) -> Result<serde_json::Value, String> {
+        fn one<W: World>(plugin: &Standalone, request: serde_json::Value) -> Result<serde_json::Value, String>
+        where
+            W::Request: serde::de::DeserializeOwned,
+            W::Response: Serialize,
+        {
+            let request: W::Request = serde_json::from_value(request)
+                .map_err(|e| format!("the request does not fit the {} world: {e}", W::KIND))?;
+            let response = plugin.call::<W>(&request).map_err(|e| e.message)?;
+            serde_json::to_value(response).map_err(|e| e.to_string())
+        }
+        match self.loaded.kind {
+            SlotKind::ImagePolicy => one::<ImagePolicyWorld>(self, request),
+            SlotKind::Pricing => one::<PricingWorld>(self, request),
+            SlotKind::Admission => one::<AdmissionWorld>(self, request),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! For each slot the wanted component is the upload if there is one, else the directory's file
 //! if there is one, else the built-in. A component that fails to load is logged once and not
-//! retried until it changes; the slot keeps what it runs.
+//! retried until it changes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,39 +58,60 @@ impl Plugins {
         };
         let mut state = self.inner.sync.lock().await;
         for kind in SlotKind::ALL {
-            let wanted = match uploads.get(&kind) {
-                Some((sha256, uploaded_at, uploaded_by)) => Wanted::Uploaded {
+            // What the slot may run, best first: the upload, the directory's file, the built-in.
+            let mut candidates = Vec::new();
+            if let Some((sha256, uploaded_at, uploaded_by)) = uploads.get(&kind) {
+                candidates.push(Wanted::Uploaded {
                     sha256: sha256.clone(),
                     uploaded_at: *uploaded_at,
                     uploaded_by: uploaded_by.clone(),
-                },
-                None => match self.inner.dir.as_ref().map(|dir| dir.join(kind.file_name())) {
-                    Some(path) if path.is_file() => Wanted::File { stamp: stamp(&path), path },
-                    _ => Wanted::Builtin,
-                },
-            };
-            let active = self.slot(kind).active.load_full();
-            let current = match (&wanted, &active.source) {
-                (Wanted::Uploaded { sha256, .. }, Source::Uploaded { .. }) => *sha256 == active.sha256,
-                (Wanted::File { path, stamp }, Source::File { path: was, stamp: had }) => {
-                    path == was && stamp == had
-                }
-                (Wanted::Builtin, Source::Builtin) => true,
-                _ => false,
-            };
+                });
+            }
+            if let Some(path) = self.inner.dir.as_ref().map(|dir| dir.join(kind.file_name()))
+                && path.is_file()
+            {
+                candidates.push(Wanted::File { stamp: stamp(&path), path });
+            }
+            candidates.push(Wanted::Builtin);
+            self.sync_slot(kind, candidates, &mut state).await;
+        }
+    }
+
+    /// Runs the first candidate that loads. A new version of the source the slot already runs
+    /// that fails to load leaves the running one (the last good version) in place; a source
+    /// that is gone (a deleted upload, a removed file) gives way to the next candidate.
+    async fn sync_slot(&self, kind: SlotKind, candidates: Vec<Wanted>, state: &mut SyncState) {
+        let active = self.slot(kind).active.load_full();
+        for wanted in candidates {
+            let same_source = matches!(
+                (&wanted, &active.source),
+                (Wanted::Uploaded { .. }, Source::Uploaded { .. }) | (Wanted::Builtin, Source::Builtin)
+            ) || matches!((&wanted, &active.source), (Wanted::File { path, .. }, Source::File { path: was, .. }) if path == was);
+            let current = same_source
+                && match (&wanted, &active.source) {
+                    (Wanted::Uploaded { sha256, .. }, _) => *sha256 == active.sha256,
+                    (Wanted::File { stamp, .. }, Source::File { stamp: had, .. }) => stamp == had,
+                    _ => true,
+                };
+            if current {
+                return;
+            }
             let identity = wanted.identity();
-            if current || state.failed.get(&kind) == Some(&identity) {
+            if state.failed.get(&kind) == Some(&identity) {
+                if same_source {
+                    return;
+                }
                 continue;
             }
             let (bytes, source) = match wanted {
                 Wanted::Uploaded { uploaded_at, uploaded_by, .. } => {
                     match self.inner.store.plugin_bytes(kind.as_str()).await {
                         Ok(Some(bytes)) => (bytes, Source::Uploaded { uploaded_at, uploaded_by }),
-                        // Removed since we listed it: the next tick picks the fallback.
-                        Ok(None) => continue,
+                        // Removed since we listed it: the next sync picks the fallback.
+                        Ok(None) => return,
                         Err(error) => {
                             tracing::warn!(slot = kind.as_str(), %error, "cannot read an uploaded plugin");
-                            continue;
+                            return;
                         }
                     }
                 }
@@ -107,11 +128,15 @@ impl Plugins {
                 Ok(loaded) => {
                     state.failed.remove(&kind);
                     self.activate(loaded);
+                    return;
                 }
                 Err(error) => {
                     tracing::error!(slot = kind.as_str(), from = %identity, %error, "plugin refused; the active one stays");
                     self.inner.metrics.plugin_load(kind.as_str(), "refused");
                     state.failed.insert(kind, identity);
+                    if same_source {
+                        return;
+                    }
                 }
             }
         }
