@@ -197,7 +197,7 @@ fn swap_under_load(options: &http::Options) -> anyhow::Result<()> {
                 let mut n = 0u64;
                 while Instant::now() < stop_at {
                     n += 1;
-                    let latest = n % 2 == 0;
+                    let latest = n.is_multiple_of(2);
                     let image = if latest { "nginx:latest" } else { "nginx:1.25" };
                     let body = format!(r#"{{"projectID":"{project}","name":"s{index}-{n}","image":"{image}"}}"#);
                     let status = connection.send(Method::POST, "/v1/apps", Some(body)).await.ok();

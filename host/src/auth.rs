@@ -250,6 +250,28 @@ pub fn may_read_app(caller: &Caller, app: &App) -> Result<(), Denied> {
     }
 }
 
+/// Admin, or a tenant-role caller sending only its own tenant's usage.
+pub fn may_ingest_usage<'a>(
+    caller: &Caller,
+    mut tenants: impl Iterator<Item = &'a TenantId>,
+) -> Result<(), Denied> {
+    match caller {
+        Caller::Admin { .. } => Ok(()),
+        Caller::Tenant { tenant: own, .. } => match tenants.find(|t| *t != own) {
+            None => Ok(()),
+            Some(other) => {
+                Err(Denied(format!("this token may send usage only for tenant {own}, not {other}")))
+            }
+        },
+        Caller::Project { .. } => Err(Denied("project tokens may not send usage".into())),
+    }
+}
+
+/// Admin, or the tenant itself: its invoices and rates.
+pub fn may_read_billing(caller: &Caller, tenant: &TenantId) -> Result<(), Denied> {
+    may_read_tenant(caller, tenant)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +434,14 @@ mod tests {
                 [true, false, false, false, false],
             ),
             (("read app", Box::new(|c| may_read_app(c, &app).is_ok())), [true, true, false, true, false]),
+            (
+                ("ingest own usage", Box::new(|c| may_ingest_usage(c, [&tenant].into_iter()).is_ok())),
+                [true, true, false, false, false],
+            ),
+            (
+                ("read billing", Box::new(|c| may_read_billing(c, &tenant).is_ok())),
+                [true, true, false, false, false],
+            ),
         ];
         let callers = [&admin, &tenant_own, &tenant_other, &project_own, &project_other];
         for ((name, rule), expected) in &rules {

@@ -33,6 +33,8 @@ const SEED_VARIABLES: &[(&str, &str)] = &[
     ("KUBEOP_EGRESS_BASELINE", "policy.egress_baseline"),
     ("KUBEOP_QUOTA_MAX_REQUESTS_CPU", "policy.quota_max_requests_cpu"),
     ("KUBEOP_QUOTA_MAX_REQUESTS_MEMORY", "policy.quota_max_requests_memory"),
+    ("KUBEOP_RATE_CPU_MILLI", "billing.rate_cpu_milli"),
+    ("KUBEOP_RATE_MEM_MIB", "billing.rate_mem_mib"),
 ];
 
 /// The shortest HS256 signing key accepted: as long as the hash output (RFC 7518 §3.2).
@@ -71,6 +73,51 @@ pub struct Config {
     pub log: LogConfig,
     pub policy: PolicyConfig,
     pub plugins: PluginsConfig,
+    pub billing: BillingConfig,
+}
+
+/// Usage metering and invoices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Price of one milli-CPU for one hour, for tenants without rates of their own.
+    #[serde(deserialize_with = "decimal_text")]
+    pub rate_cpu_milli: String,
+    /// Price of one MiB of memory for one hour, for tenants without rates of their own.
+    #[serde(deserialize_with = "decimal_text")]
+    pub rate_mem_mib: String,
+    /// ISO 4217 code of invoice amounts.
+    pub currency: String,
+    /// Digits after the decimal point of an invoice amount (the currency's minor unit).
+    pub precision: u8,
+    /// Points older than this many days are refused.
+    pub max_age_days: u32,
+    /// Points more than this many seconds in the future are refused.
+    pub max_future_secs: u32,
+    /// Most points in one ingest request.
+    pub max_batch_points: usize,
+    /// Days an `Idempotency-Key` is remembered (at least 35).
+    pub idempotency_days: u32,
+}
+
+/// A decimal given as text or, from TOML or the environment, as a number: kept as its text so
+/// that nothing passes through a float.
+fn decimal_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Text(text) => Ok(text),
+        Raw::Integer(n) => Ok(n.to_string()),
+        // A TOML float literal has already lost its exact digits: refuse it rather than guess.
+        Raw::Float(f) => Err(serde::de::Error::custom(format!(
+            "write the rate {f} as a string, e.g. \"{f}\", so it stays exact"
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +198,21 @@ impl PolicyConfig {
     }
 }
 
+impl BillingConfig {
+    /// The rates for tenants without their own; an invalid one names its variable.
+    pub fn default_rates(&self) -> Result<crate::domain::Rates, ConfigError> {
+        let rate = |key: &str, raw: &str| {
+            crate::domain::Rate::parse(raw).map_err(|e| ConfigError(format!("{}: {}", env_name(key), e.0)))
+        };
+        Ok(crate::domain::Rates {
+            cpu_milli: rate("billing.rate_cpu_milli", &self.rate_cpu_milli)?,
+            mem_mib: rate("billing.rate_mem_mib", &self.rate_mem_mib)?,
+            tier: None,
+            discount_percent: crate::domain::Percent::ZERO,
+        })
+    }
+}
+
 /// A list given as a TOML array or, from the environment, as comma-separated text.
 fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -222,6 +284,16 @@ impl Default for Config {
             kms: KmsConfig { master_key: None },
             log: LogConfig { format: LogFormat::Pretty, filter: "info".into() },
             policy: PolicyConfig::default(),
+            billing: BillingConfig {
+                rate_cpu_milli: "0".into(),
+                rate_mem_mib: "0".into(),
+                currency: "USD".into(),
+                precision: 2,
+                max_age_days: 35,
+                max_future_secs: 300,
+                max_batch_points: 10_000,
+                idempotency_days: 35,
+            },
             plugins: PluginsConfig {
                 dir: PathBuf::new(),
                 deadline_ms: 50,
@@ -293,6 +365,29 @@ impl Config {
             )));
         }
         self.policy.parse()?;
+        self.billing.default_rates()?;
+        let billing = &self.billing;
+        if billing.precision > 28 {
+            return Err(ConfigError(format!("{}: at most 28", env_name("billing.precision"))));
+        }
+        if billing.currency.len() != 3 || !billing.currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(ConfigError(format!(
+                "{}: `{}` is not an ISO 4217 code such as USD or EUR",
+                env_name("billing.currency"),
+                billing.currency
+            )));
+        }
+        if billing.idempotency_days < 35 {
+            return Err(ConfigError(format!("{}: at least 35 (days)", env_name("billing.idempotency_days"))));
+        }
+        if billing.max_batch_points == 0 || billing.max_age_days == 0 {
+            let key = if billing.max_batch_points == 0 {
+                "billing.max_batch_points"
+            } else {
+                "billing.max_age_days"
+            };
+            return Err(ConfigError(format!("{}: must be at least 1", env_name(key))));
+        }
         let plugins = &self.plugins;
         for (key, value) in [
             ("plugins.deadline_ms", plugins.deadline_ms),

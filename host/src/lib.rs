@@ -4,6 +4,7 @@
 //! the black-box tests and the benchmarks all start the manager through it.
 
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod domain;
 pub mod http;
@@ -47,6 +48,7 @@ impl Server {
             tracing::warn!("no KMS master key (KUBEOP_KMS_MASTER_KEY): /readyz answers 503");
         }
         let configured_policy = config.policy.parse()?;
+        let billing = billing::Settings::from_config(&config.billing)?;
         let plugins = Plugins::start(
             &config.plugins,
             Some(config.data_dir.join("plugin-cache")),
@@ -61,6 +63,7 @@ impl Server {
             kms,
             plugins,
             configured_policy: Arc::new(configured_policy),
+            billing: Arc::new(billing),
             limits: Limits {
                 max_token_ttl: Duration::from_secs(u64::from(config.auth.max_token_ttl_minutes) * 60),
                 body_limit_bytes: config.http.body_limit_bytes,
@@ -105,6 +108,7 @@ impl Server {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let store = self.state.store.clone();
         let plugin_sync = self.state.plugins.spawn_sync();
+        let key_expiry = billing::spawn_key_expiry(self.state.store.clone(), self.state.billing.idempotency);
         tracing::info!(addr = %self.local_addr(), database = self.state.store.engine(), "kubeop manager listening");
         let serve = axum::serve(self.listener, http::app(self.state)).with_graceful_shutdown(async move {
             shutdown.await;
@@ -125,6 +129,7 @@ impl Server {
             () = deadline => Ok(()),
         };
         plugin_sync.abort();
+        key_expiry.abort();
         store.close().await;
         result
     }

@@ -18,6 +18,11 @@ pub struct Metrics {
     plugin_failures: IntCounterVec,
     plugin_seconds: HistogramVec,
     plugin_loads: IntCounterVec,
+    pub usage_points: prometheus::IntCounter,
+    pub usage_refused: IntCounterVec,
+    pub usage_replays: prometheus::IntCounter,
+    pub invoices: prometheus::IntCounter,
+    pub invoice_pricing_seconds: prometheus::Histogram,
 }
 
 /// Buckets from 100 µs to 10 s: API calls are usually a few milliseconds.
@@ -85,6 +90,34 @@ impl Metrics {
             registry.register(Box::new(metric.clone())).expect("registered once");
         }
         registry.register(Box::new(plugin_seconds.clone())).expect("registered once");
+        let usage_points =
+            prometheus::IntCounter::new("kubeop_usage_points_ingested_total", "Usage points written")
+                .expect("valid metric");
+        let usage_refused = IntCounterVec::new(
+            Opts::new("kubeop_usage_batches_refused_total", "Usage batches refused, by reason"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let usage_replays = prometheus::IntCounter::new(
+            "kubeop_usage_idempotent_replays_total",
+            "Ingest requests answered from an earlier request with the same Idempotency-Key",
+        )
+        .expect("valid metric");
+        let invoices = prometheus::IntCounter::new("kubeop_invoices_computed_total", "Invoices computed")
+            .expect("valid metric");
+        let invoice_pricing_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "kubeop_invoice_pricing_seconds",
+                "Time to price an invoice, plugin calls included",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(usage_points.clone())).expect("registered once");
+        registry.register(Box::new(usage_refused.clone())).expect("registered once");
+        registry.register(Box::new(usage_replays.clone())).expect("registered once");
+        registry.register(Box::new(invoices.clone())).expect("registered once");
+        registry.register(Box::new(invoice_pricing_seconds.clone())).expect("registered once");
         registry.register(Box::new(http_requests.clone())).expect("registered once");
         registry.register(Box::new(http_seconds.clone())).expect("registered once");
         registry.register(Box::new(db_seconds.clone())).expect("registered once");
@@ -101,6 +134,11 @@ impl Metrics {
             plugin_failures,
             plugin_seconds,
             plugin_loads,
+            usage_points,
+            usage_refused,
+            usage_replays,
+            invoices,
+            invoice_pricing_seconds,
         }
     }
 

@@ -120,6 +120,16 @@ fn expected() -> BTreeMap<&'static str, [u16; 5]> {
         ("update app", admin_only(204)),
         ("delete app", admin_only(204)),
         ("mint project token", admin_only(200)),
+        ("get policy", admin_only(200)),
+        ("put policy", admin_only(204)),
+        ("list plugins", admin_only(200)),
+        ("upload plugin", admin_only(400)),
+        ("reset plugin", admin_only(200)),
+        ("ingest usage", [200, 200, 403, 403, 403]),
+        ("usage snapshot", admin_only(200)),
+        ("get rates", [200, 200, 403, 403, 403]),
+        ("put rates", admin_only(204)),
+        ("get invoice", [200, 200, 403, 403, 403]),
     ])
 }
 

@@ -223,6 +223,11 @@ impl TestApp {
         }
     }
 
+    /// A request with `token` instead of the app's own.
+    pub fn request_as(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path).send().await.expect("request sent")
     }
@@ -291,6 +296,16 @@ impl TestApp {
             Inspect::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
             Inspect::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
+    }
+
+    /// Runs SQL straight on the server's database (to set up faults).
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.inspect {
+            Inspect::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+            Inspect::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("executing test SQL: {e}"));
     }
 
     /// Row counts of every resource table, to assert that a refused request wrote nothing.

@@ -5,6 +5,7 @@ mod helpers;
 mod apps;
 mod auth_matrix;
 mod bad_input;
+mod billing;
 mod platform;
 mod plugins;
 mod projects;

@@ -4,18 +4,22 @@
 mod host;
 mod ids;
 mod image;
+mod money;
 mod name;
 mod page;
 mod policy;
 mod quantity;
+mod usage;
 
 pub use host::Hostname;
 pub use ids::{AppId, IdError, ProjectId, TenantId};
 pub use image::ImageRef;
+pub use money::{Percent, Rate, Rates, parse_decimal};
 pub use name::{Name, Namespace};
 pub use page::{Cursor, Page};
 pub use policy::{Cidr, PlatformPolicy, QuotaMax, Registry};
 pub use quantity::Quantity;
+pub use usage::{BatchError, Hour, PointError, UsageBatch, UsagePoint, UsageWindow, parse_timestamp};
 
 /// Why a value was refused; the message is shown to the API caller as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -105,6 +105,11 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Maps an invalid value to a 400 that names the field it came from.
+pub fn invalid_field(name: &'static str) -> impl Fn(Invalid) -> ApiError {
+    move |invalid| ApiError::BadRequest(format!("{name}: {}", invalid.0))
+}
+
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> Self {
         ApiError::BadRequest(invalid.0)

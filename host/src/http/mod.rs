@@ -4,11 +4,14 @@
 mod apps;
 pub mod error;
 mod extract;
+mod invoices;
 pub mod platform;
 mod projects;
+mod rates;
 mod service;
 mod tenants;
 mod tokens;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +46,7 @@ pub struct AppState {
     pub plugins: Plugins,
     /// The platform policy from the configuration, in force until one is stored.
     pub configured_policy: Arc<PlatformPolicy>,
+    pub billing: Arc<crate::billing::Settings>,
     pub limits: Limits,
     /// Only the benchmarks set this, to measure `POST /v1/apps` without the image-policy call.
     #[doc(hidden)]
@@ -76,6 +80,8 @@ pub static NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
         (name = "tenants"), (name = "projects"), (name = "apps"),
         (name = "tokens", description = "Project-scoped JWTs"),
         (name = "platform", description = "Platform policy and WebAssembly plugins"),
+        (name = "usage", description = "Metered usage"),
+        (name = "billing", description = "Rates and invoices"),
     )
 )]
 struct ApiDoc;
@@ -103,6 +109,9 @@ pub fn routes(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::Op
         .merge(apps::router())
         .merge(tokens::router())
         .merge(platform::router(max_upload_bytes))
+        .merge(usage::router())
+        .merge(rates::router())
+        .merge(invoices::router())
         .split_for_parts()
 }
 

@@ -9,7 +9,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiErrors, Result};
+use super::error::{ApiError, ApiErrors, Result, invalid_field};
 use super::extract::Json;
 use crate::auth::{self, Caller};
 use crate::domain::{PlatformPolicy, Quantity, QuotaMax};
@@ -80,17 +80,14 @@ impl PolicyBody {
 
     /// Every entry validated; an error names the field and the entry.
     fn parse(&self) -> Result<PlatformPolicy> {
-        fn field(name: &'static str) -> impl Fn(crate::domain::Invalid) -> ApiError {
-            move |e| ApiError::BadRequest(format!("{name}: {}", e.0))
-        }
         let quantity = |name: &'static str, raw: &Option<String>| {
-            raw.as_deref().map(Quantity::parse).transpose().map_err(field(name))
+            raw.as_deref().map(Quantity::parse).transpose().map_err(invalid_field(name))
         };
         Ok(PlatformPolicy {
             image_allowlist: PlatformPolicy::parse_registries(&self.image_allowlist)
-                .map_err(field("imageAllowlist"))?,
+                .map_err(invalid_field("imageAllowlist"))?,
             egress_baseline: PlatformPolicy::parse_cidrs(&self.egress_baseline)
-                .map_err(field("egressBaseline"))?,
+                .map_err(invalid_field("egressBaseline"))?,
             quota_max: QuotaMax {
                 requests_cpu: quantity("quotaMax.requestsCPU", &self.quota_max.requests_cpu)?,
                 requests_memory: quantity("quotaMax.requestsMemory", &self.quota_max.requests_memory)?,

@@ -6,7 +6,9 @@ pub mod apps;
 pub mod plugins;
 pub mod policy;
 pub mod projects;
+pub mod rates;
 pub mod tenants;
+pub mod usage;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

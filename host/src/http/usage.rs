@@ -1,0 +1,219 @@
+//! `/v1/usage/…`: metered usage in, totals out.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ApiErrors, ErrorBody, Result};
+use super::extract::{Json, Query};
+use crate::auth::{self, Caller};
+use crate::domain::{BatchError, PointError, TenantId, UsageBatch, UsageWindow, parse_timestamp};
+use crate::store::usage::{Idempotency, IngestOutcome};
+
+/// Room for the largest batch (10,000 points of a little over 100 bytes each) and then some.
+const INGEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest_usage).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)))
+        .routes(routes!(usage_snapshot))
+}
+
+/// One metered sample (documentation of the ingest body).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Point {
+    /// RFC 3339 with a zone; the point is added into the UTC hour it falls in.
+    #[schema(example = "2026-11-28T12:00:00Z")]
+    ts: String,
+    tenant_id: TenantId,
+    /// Milli-CPU used (whole, zero or more).
+    #[schema(example = 100)]
+    cpu_milli: i64,
+    /// MiB of memory used (whole, zero or more).
+    #[schema(example = 200)]
+    mem_mib: i64,
+}
+
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+struct Ingested {
+    /// Points in the request.
+    accepted: usize,
+    /// Tenant-hours they were added into.
+    buckets: usize,
+}
+
+/// A refused batch: the reason, and each bad point with its index.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RefusedBatch {
+    error: String,
+    points: Vec<PointError>,
+}
+
+fn refused(state: &AppState, reason: &str, status: StatusCode, body: impl Serialize) -> Response {
+    state.metrics.usage_refused.with_label_values(&[reason]).inc();
+    (status, axum::Json(body)).into_response()
+}
+
+fn points_refused(state: &AppState, count: usize, points: Vec<PointError>) -> Response {
+    let error = format!("{} of {count} points are invalid; nothing was written", points.len());
+    refused(state, "invalid", StatusCode::BAD_REQUEST, RefusedBatch { error, points })
+}
+
+/// Add usage points into their tenants' hourly buckets (admin, or a tenant-role token for its
+/// own tenant). The batch is atomic: one bad point refuses it all, naming every bad point. With
+/// an `Idempotency-Key` header, a retry answers as the first request did and adds nothing.
+#[utoipa::path(post, path = "/v1/usage/ingest", tag = "usage", request_body = Vec<Point>,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: up to 255 printable characters, remembered 35 days per tenant")),
+    responses(
+        (status = 200, description = "Added (or, with `Idempotent-Replayed: true`, added by an earlier request)", body = Ingested),
+        (status = 400, description = "Invalid points, each with its index; nothing was written", body = RefusedBatch),
+        (status = 409, description = "The Idempotency-Key was used for different points", body = ErrorBody),
+        (status = 413, description = "More points than `billing.max_batch_points`", body = ErrorBody),
+        ApiErrors))]
+async fn ingest_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    if let Caller::Project { .. } = caller {
+        return Err(ApiError::Forbidden("project tokens may not send usage".into()));
+    }
+    let key = idempotency_key(&headers)?;
+    let settings = &state.billing;
+    let window =
+        UsageWindow { now: chrono::Utc::now(), max_age: settings.max_age, max_future: settings.max_future };
+    let count = body.as_array().map_or(0, Vec::len);
+    let batch = match UsageBatch::parse(&body, &window, settings.max_points) {
+        Ok(batch) => batch,
+        Err(BatchError::NotAnArray) => {
+            let error = ErrorBody { error: "the body must be a JSON array of points".into() };
+            return Ok(refused(&state, "invalid", StatusCode::BAD_REQUEST, error));
+        }
+        Err(BatchError::TooMany { count, max }) => {
+            let error = ErrorBody { error: format!("{count} points in one request; at most {max}") };
+            return Ok(refused(&state, "too_large", StatusCode::PAYLOAD_TOO_LARGE, error));
+        }
+        Err(BatchError::Points(errors)) => return Ok(points_refused(&state, count, errors)),
+    };
+    if let Err(denied) = auth::may_ingest_usage(&caller, batch.points.iter().map(|p| &p.tenant)) {
+        state.metrics.usage_refused.with_label_values(&["forbidden"]).inc();
+        return Err(denied.into());
+    }
+    let Some(buckets) = batch.buckets() else {
+        let error = ErrorBody { error: format!("an hourly total would exceed {}", i64::MAX) };
+        return Ok(refused(&state, "overflow", StatusCode::BAD_REQUEST, error));
+    };
+    let answer = Ingested { accepted: batch.points.len(), buckets: buckets.len() };
+    let response = serde_json::to_string(&answer).expect("the answer serialises");
+    let fingerprint = batch.fingerprint();
+    let scope = match &caller {
+        Caller::Tenant { tenant, .. } => tenant.as_str(),
+        _ => "admin",
+    };
+    let idempotency =
+        key.as_deref().map(|key| Idempotency { scope, key, request_hash: &fingerprint, response: &response });
+    match state.store.ingest_usage(&buckets, idempotency, window.now.timestamp()).await? {
+        IngestOutcome::Applied => {
+            state.metrics.usage_points.inc_by(batch.points.len() as u64);
+            Ok(json_text(StatusCode::OK, response))
+        }
+        IngestOutcome::Replay { request_hash, response } if request_hash == fingerprint => {
+            state.metrics.usage_replays.inc();
+            let mut replay = json_text(StatusCode::OK, response);
+            replay.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(replay)
+        }
+        IngestOutcome::Replay { .. } => {
+            state.metrics.usage_refused.with_label_values(&["key_reused"]).inc();
+            Err(ApiError::Conflict("this Idempotency-Key was used for a different batch of points".into()))
+        }
+        IngestOutcome::UnknownTenants(unknown) => {
+            let errors = batch
+                .points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| unknown.is_empty() || unknown.contains(&p.tenant))
+                .map(|(index, p)| PointError {
+                    index,
+                    error: format!("tenant_id: tenant {} not found", p.tenant),
+                })
+                .collect();
+            Ok(points_refused(&state, count, errors))
+        }
+        IngestOutcome::Overflow => {
+            let error = ErrorBody { error: format!("an hourly total would exceed {}", i64::MAX) };
+            Ok(refused(&state, "overflow", StatusCode::BAD_REQUEST, error))
+        }
+    }
+}
+
+fn json_text(status: StatusCode, body: String) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.chars().all(|c| c.is_ascii_graphic()));
+    key.map(|k| Some(k.to_owned())).ok_or_else(|| {
+        ApiError::BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters".into())
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct SnapshotParams {
+    /// Only this tenant's usage.
+    #[serde(rename = "tenantID", alias = "tenantId", alias = "tenant_id")]
+    #[param(rename = "tenantID")]
+    tenant_id: Option<String>,
+    /// Hours starting at or after this RFC 3339 time.
+    from: Option<String>,
+    /// Hours starting before this RFC 3339 time.
+    to: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Snapshot {
+    totals: Totals,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Totals {
+    cpu_milli: i64,
+    mem_mib: i64,
+}
+
+/// Total usage, optionally of one tenant and a time range (admin).
+#[utoipa::path(get, path = "/v1/usage/snapshot", tag = "usage", params(SnapshotParams),
+    responses((status = 200, body = Snapshot), ApiErrors))]
+async fn usage_snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<SnapshotParams>,
+) -> Result<axum::Json<Snapshot>> {
+    auth::require_admin(&caller)?;
+    let tenant = params
+        .tenant_id
+        .as_deref()
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("tenantID: {e}")))?;
+    let time = |name: &str, raw: &Option<String>| {
+        raw.as_deref()
+            .map(|t| parse_timestamp(t).map(|at| at.timestamp()))
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(format!("{name}: {}", e.trim_start_matches("ts "))))
+    };
+    let (from, to) = (time("from", &params.from)?, time("to", &params.to)?);
+    let (cpu_milli, mem_mib) = state.store.usage_totals(tenant.as_ref(), from, to).await?;
+    Ok(axum::Json(Snapshot { totals: Totals { cpu_milli, mem_mib } }))
+}
