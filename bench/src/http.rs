@@ -49,11 +49,17 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         let database = Database::create(engine, &options.postgres)?;
         let (config, data_dir) = server::config(&database)?;
         let server = Running::start(config, data_dir, |server| server)?;
+        // A second server on the same database, every read going to the database.
+        let (mut uncached, data_dir) = server::config(&database)?;
+        uncached.db.read_cache_ttl_ms = 0;
+        let uncached = Running::start(uncached, data_dir, |server| server)?;
         let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        client.block_on(measure_endpoints(engine, server.addr, &options))?;
+        client.block_on(measure_endpoints(engine, server.addr, uncached.addr, &options))?;
     }
     println!(
         "\nGoals: reads at ≥ 50% of the healthz ceiling; p99 < 5 ms at half of the peak rate.\n\
+         Reads by id are served from a per-replica cache (db.read_cache_ttl_ms, 1 s); \"cache off\" is a\n\
+         second server on the same database with it off.\n\
          Load generator and server share this machine's cores; the ratio compares like with like."
     );
     Ok(())
@@ -66,7 +72,12 @@ pub fn print_header() {
     );
 }
 
-async fn measure_endpoints(engine: &str, addr: SocketAddr, options: &Options) -> anyhow::Result<()> {
+async fn measure_endpoints(
+    engine: &str,
+    addr: SocketAddr,
+    uncached: SocketAddr,
+    options: &Options,
+) -> anyhow::Result<()> {
     let duration = Duration::from_secs(options.seconds);
     let token = Some(server::admin_token());
     let mut ids = Vec::with_capacity(options.tenants);
@@ -96,10 +107,14 @@ async fn measure_endpoints(engine: &str, addr: SocketAddr, options: &Options) ->
 
     let ceiling = load::closed_loop(addr, token.clone(), options.connections, duration, healthz).await?;
     report(engine, "GET /healthz (baseline)", &ceiling, ceiling.per_second(), None);
-    for (name, peak_make, half_make) in
-        [("GET /v1/tenants/{id}", get.clone(), get), ("POST /v1/tenants", post("peak"), post("half"))]
-    {
-        let peak = load::closed_loop(addr, token.clone(), options.connections, duration, peak_make).await?;
+    load::closed_loop(uncached, token.clone(), options.connections, Duration::from_secs(1), get.clone())
+        .await?;
+    for (name, target, peak_make, half_make) in [
+        ("GET /v1/tenants/{id}", addr, get.clone(), get.clone()),
+        ("GET …/{id}, cache off", uncached, get.clone(), get),
+        ("POST /v1/tenants", addr, post("peak"), post("half")),
+    ] {
+        let peak = load::closed_loop(target, token.clone(), options.connections, duration, peak_make).await?;
         let half_rate = peak.per_second() / 2.0;
         let half =
             load::open_loop(addr, token.clone(), options.connections, half_rate, duration, half_make).await?;

@@ -5,6 +5,7 @@
 //! `cargo run --release -p kubeop-bench -- plugins` — plugin call cost, its share of
 //! `POST /v1/apps`, and a swap under load on two replicas.
 
+mod billing;
 mod http;
 mod load;
 mod plugins;
@@ -26,11 +27,14 @@ enum Bench {
     /// The image-policy plugin: call cost against native Rust, POST /v1/apps with and without
     /// it, and a swap under load on two replicas sharing PostgreSQL.
     Plugins(plugins::Options),
+    /// Usage ingest with 1,000-point batches, and invoices over a full month.
+    Billing(billing::Options),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Http(options) => http::run(options),
         Bench::Plugins(options) => plugins::run(options),
+        Bench::Billing(options) => billing::run(options),
     }
 }

@@ -60,7 +60,7 @@ pub fn config(database: &Database) -> anyhow::Result<(Config, tempfile::TempDir)
     config.auth.jwt_signing_key = Some(SigningKey::from_bytes(KEY.to_vec()));
     config.kms.master_key = Some(KmsKey::from_bytes(vec![9; 32]));
     config.db.url = database.url.clone();
-    config.db.max_connections = 16;
+    config.db.max_connections = 8;
     Ok((config, data_dir))
 }
 

@@ -135,6 +135,8 @@ pub struct DbConfig {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
+    pub read_cache_ttl_ms: u64,
+    pub read_cache_capacity: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,7 +281,13 @@ impl Default for Config {
                 body_limit_bytes: 1024 * 1024,
                 shutdown_grace_secs: 20,
             },
-            db: DbConfig { url: String::new(), max_connections: 16, acquire_timeout_secs: 5 },
+            db: DbConfig {
+                url: String::new(),
+                max_connections: 16,
+                acquire_timeout_secs: 5,
+                read_cache_ttl_ms: 1000,
+                read_cache_capacity: 100_000,
+            },
             auth: AuthConfig { require: true, jwt_signing_key: None, max_token_ttl_minutes: 10_080 },
             kms: KmsConfig { master_key: None },
             log: LogConfig { format: LogFormat::Pretty, filter: "info".into() },

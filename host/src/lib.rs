@@ -23,11 +23,11 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::http::{AppState, Limits};
+use crate::http::{AppState, Limits, Shared};
 use crate::kms::Kms;
 use crate::metrics::Metrics;
 use crate::plugins::Plugins;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 /// The manager, bound to its port and ready to serve.
 pub struct Server {
@@ -56,7 +56,7 @@ impl Server {
             metrics.clone(),
         )
         .await?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             store,
             auth: Arc::new(Authenticator::new(&signing_key, config.auth.require)),
             metrics,
@@ -70,7 +70,7 @@ impl Server {
                 max_upload_bytes: config.plugins.max_upload_bytes,
             },
             skip_image_policy: false,
-        };
+        });
         let addr = config.http.addr.socket_addr();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         Ok(Self { listener, state, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
@@ -92,7 +92,8 @@ impl Server {
     /// baseline its cost is measured against.
     #[doc(hidden)]
     pub fn skip_image_policy(mut self) -> Self {
-        self.state.skip_image_policy = true;
+        self.state.get_mut().expect("the state is not shared before the server runs").skip_image_policy =
+            true;
         self
     }
 
@@ -138,14 +139,15 @@ impl Server {
 /// Opens the configured database (without migrating it).
 pub async fn open_store(config: &Config, metrics: &Metrics) -> anyhow::Result<Store> {
     let url = config.database_url();
-    Store::connect(
-        &url,
-        config.db.max_connections,
-        Duration::from_secs(config.db.acquire_timeout_secs),
-        metrics.db_seconds.clone(),
-    )
-    .await
-    .with_context(|| format!("cannot open the database at {}", config::redacted_url(&url)))
+    let options = StoreOptions {
+        max_connections: config.db.max_connections,
+        acquire_timeout: Duration::from_secs(config.db.acquire_timeout_secs),
+        read_cache_ttl: Duration::from_millis(config.db.read_cache_ttl_ms),
+        read_cache_capacity: config.db.read_cache_capacity,
+    };
+    Store::connect(&url, &options, metrics.db_seconds.clone())
+        .await
+        .with_context(|| format!("cannot open the database at {}", config::redacted_url(&url)))
 }
 
 /// Installs the SIGTERM and SIGINT handlers now; the future completes on either signal.

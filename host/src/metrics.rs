@@ -8,8 +8,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+/// Cheap to clone: every request's middleware takes one.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(std::sync::Arc<Collectors>);
+
+pub struct Collectors {
     pub registry: Registry,
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
@@ -125,7 +128,7 @@ impl Metrics {
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("registered once");
-        Self {
+        Self(std::sync::Arc::new(Collectors {
             registry,
             http_requests,
             http_seconds,
@@ -139,7 +142,7 @@ impl Metrics {
             usage_replays,
             invoices,
             invoice_pricing_seconds,
-        }
+        }))
     }
 
     pub fn plugin_call(&self, slot: &str, elapsed: std::time::Duration, failure: Option<&str>) {
@@ -159,6 +162,14 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding into a Vec");
         String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Collectors;
+
+    fn deref(&self) -> &Collectors {
+        &self.0
     }
 }
 

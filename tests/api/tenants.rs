@@ -13,6 +13,7 @@ both_engines!(
     unknown_and_malformed_ids_are_404,
     deleting_a_tenant_removes_its_projects_and_apps,
     a_rename_must_keep_every_namespace_within_63_characters,
+    reads_see_this_replicas_writes_at_once_and_others_within_the_cache_ttl,
 );
 
 async fn seed_walkthrough_for_tenants(engine: Engine) {
@@ -135,4 +136,40 @@ async fn a_rename_must_keep_every_namespace_within_63_characters(engine: Engine)
     assert_eq!(unchanged["name"], "acme");
     let response = app.put("/v1/tenants", &json!({"ID": tenant, "Name": "acmex"})).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT, "kubeop-acmex-<50> is exactly 63");
+}
+
+async fn reads_see_this_replicas_writes_at_once_and_others_within_the_cache_ttl(engine: Engine) {
+    let first = TestApp::spawn_with(engine, |config| config.db.read_cache_ttl_ms = 300).await;
+    let second = first.replica().await;
+    let tenant = first.create_tenant("acme").await;
+    let project = first.create_project(&tenant, "web").await;
+    // Both replicas now hold the tenant in their caches.
+    assert_eq!(name_of(&first, &tenant).await, "acme");
+    assert_eq!(name_of(&second, &tenant).await, "acme");
+
+    // The replica that renames reads the new name at once.
+    assert_eq!(
+        first.put("/v1/tenants", &json!({"ID": tenant, "Name": "acme-inc"})).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(name_of(&first, &tenant).await, "acme-inc");
+    // The other one within the TTL.
+    let renamed = std::time::Instant::now();
+    while name_of(&second, &tenant).await != "acme-inc" {
+        assert!(renamed.elapsed() < std::time::Duration::from_millis(1000), "still the old name");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // A delete is seen at once where it was made, cascades included.
+    assert_eq!(first.get(&format!("/v1/projects/{project}")).await.status(), StatusCode::OK);
+    assert_eq!(first.delete(&format!("/v1/tenants/{tenant}")).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(first.get(&format!("/v1/tenants/{tenant}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(first.get(&format!("/v1/projects/{project}")).await.status(), StatusCode::NOT_FOUND);
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(second.get(&format!("/v1/tenants/{tenant}")).await.status(), StatusCode::NOT_FOUND);
+}
+
+async fn name_of(app: &TestApp, tenant: &str) -> String {
+    let body = expect_json(app.get(&format!("/v1/tenants/{tenant}")).await, StatusCode::OK).await;
+    body["name"].as_str().unwrap().to_owned()
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
@@ -36,9 +36,31 @@ use crate::plugins::Plugins;
 use crate::store::Store;
 use error::{ApiError, ErrorBody};
 
-/// What every handler can reach. Cheap to clone: everything inside is shared.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// What every handler can reach. Cloned for every request, so it is one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
+    /// Changes the state before the server shares it (benchmarks only).
+    #[doc(hidden)]
+    pub fn get_mut(&mut self) -> Option<&mut Shared> {
+        Arc::get_mut(&mut self.0)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Store,
     pub auth: Arc<Authenticator>,
     pub metrics: Metrics,

@@ -96,10 +96,14 @@ impl Store {
 
     pub async fn get_app(&self, id: &AppId) -> Result<App, StoreError> {
         let sql = concat!(select!(), " WHERE a.id = $1");
-        self.timed("apps.get", async {
-            on_pool!(self.read, |pool| sqlx::query_as::<_, App>(sql).bind(id).fetch_optional(pool).await)?
-                .ok_or_else(|| not_found(id))
-        })
+        self.cached(
+            |c| &c.apps,
+            id.as_str(),
+            self.timed("apps.get", async {
+                on_pool!(self.read, |pool| sqlx::query_as::<_, App>(sql).bind(id).fetch_optional(pool).await)?
+                    .ok_or_else(|| not_found(id))
+            }),
+        )
         .await
     }
 
@@ -138,7 +142,9 @@ impl Store {
             .map_err(|e| conflict(e, changes.name.as_ref(), changes.host.as_ref()))?;
             if updated == 0 { Err(not_found(id)) } else { Ok(()) }
         })
-        .await
+        .await?;
+        self.invalidate(|c| &c.apps, Some(id.as_str()));
+        Ok(())
     }
 
     pub async fn delete_app(&self, id: &AppId) -> Result<(), StoreError> {
@@ -150,6 +156,8 @@ impl Store {
                 .rows_affected());
             if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
         })
-        .await
+        .await?;
+        self.invalidate(|c| &c.apps, Some(id.as_str()));
+        Ok(())
     }
 }

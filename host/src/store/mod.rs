@@ -3,6 +3,7 @@
 //! and [`on_pool!`] expands each query once per engine so each runs on its native driver.
 
 pub mod apps;
+mod cache;
 pub mod plugins;
 pub mod policy;
 pub mod projects;
@@ -11,6 +12,7 @@ pub mod tenants;
 pub mod usage;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::HistogramVec;
@@ -20,6 +22,7 @@ use sqlx::sqlite::{
 };
 
 use crate::domain::Invalid;
+use cache::ReadCache;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -50,6 +53,17 @@ pub struct Store {
     /// order, where many connections would contend for the file lock and back off in sleeps.
     write: Pool,
     query_seconds: HistogramVec,
+    cache: Option<Arc<ReadCache>>,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// How long a tenant, project or app read by id may be served from memory; zero: never.
+    pub read_cache_ttl: Duration,
+    pub read_cache_capacity: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,37 +122,37 @@ impl Store {
     /// Opens the database at `url` (`sqlite://…` or `postgres://…`).
     pub async fn connect(
         url: &str,
-        max_connections: u32,
-        acquire_timeout: Duration,
+        options: &StoreOptions,
         query_seconds: HistogramVec,
     ) -> Result<Self, StoreError> {
+        let (max_connections, acquire_timeout) = (options.max_connections, options.acquire_timeout);
         let (read, write) = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
+            let connect = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .foreign_keys(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5));
-            if let Some(dir) = options.get_filename().parent() {
+            if let Some(dir) = connect.get_filename().parent() {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.into()))?;
             }
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(acquire_timeout)
-                .connect_with(options.clone())
+                .connect_with(connect.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire_timeout)
-                .connect_with(options.read_only(true))
+                .connect_with(connect.read_only(true))
                 .await?;
             (Pool::Sqlite(read), Pool::Sqlite(write))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
+            let connect = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire_timeout)
-                .connect_with(options)
+                .connect_with(connect)
                 .await?;
             (Pool::Postgres(pool.clone()), Pool::Postgres(pool))
         } else {
@@ -147,7 +161,8 @@ impl Store {
                 crate::config::redacted_url(url)
             ))));
         };
-        Ok(Self { read, write, query_seconds })
+        let cache = ReadCache::new(options.read_cache_ttl, options.read_cache_capacity).map(Arc::new);
+        Ok(Self { read, write, query_seconds, cache })
     }
 
     /// Applies every migration not yet applied. Safe to run from several replicas at once.
@@ -179,6 +194,33 @@ impl Store {
         on_pool!(self.write, |pool| pool.close().await);
     }
 
+    /// A read by id, served from the cache when it holds a fresh copy.
+    async fn cached<V: Clone>(
+        &self,
+        entries: impl Fn(&ReadCache) -> &cache::Entries<V>,
+        id: &str,
+        read: impl Future<Output = Result<V, StoreError>>,
+    ) -> Result<V, StoreError> {
+        let Some(cache) = &self.cache else { return read.await };
+        if let Some(hit) = cache.get(entries(cache), id) {
+            return Ok(hit);
+        }
+        let generation = cache.generation();
+        let value = read.await?;
+        cache.store(entries(cache), generation, id, value.clone());
+        Ok(value)
+    }
+
+    /// Forgets cached copies after a change: one entry, or every entry of a kind.
+    fn invalidate<V>(&self, entries: impl Fn(&ReadCache) -> &cache::Entries<V>, id: Option<&str>) {
+        if let Some(cache) = &self.cache {
+            match id {
+                Some(id) => cache.forget(entries(cache), id),
+                None => cache.forget_all(entries(cache)),
+            }
+        }
+    }
+
     /// Records how long one store operation took, by operation name.
     pub(crate) async fn timed<T>(
         &self,
@@ -201,7 +243,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let histogram = HistogramVec::new(prometheus::HistogramOpts::new("t", "t"), &["operation"]).unwrap();
-        let store = Store::connect(&url, 1, Duration::from_secs(1), histogram).await.unwrap();
+        let options = StoreOptions {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+            read_cache_ttl: Duration::ZERO,
+            read_cache_capacity: 0,
+        };
+        let store = Store::connect(&url, &options, histogram).await.unwrap();
         store.migrate().await.unwrap();
         let Pool::Sqlite(pool) = &store.write else { unreachable!() };
         let insert = "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, 'a', '', '')";

@@ -85,10 +85,17 @@ impl Store {
 
     pub async fn get_project(&self, id: &ProjectId) -> Result<Project, StoreError> {
         let sql = concat!("SELECT ", columns!(), " FROM projects WHERE id = $1");
-        self.timed("projects.get", async {
-            on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql).bind(id).fetch_optional(pool).await)?
+        self.cached(
+            |c| &c.projects,
+            id.as_str(),
+            self.timed("projects.get", async {
+                on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await)?
                 .ok_or_else(|| not_found(id))
-        })
+            }),
+        )
         .await
     }
 
@@ -141,7 +148,9 @@ impl Store {
                 Ok(())
             })
         })
-        .await
+        .await?;
+        self.invalidate(|c| &c.projects, Some(id.as_str()));
+        Ok(())
     }
 
     /// Deletes a project with its apps.
@@ -154,6 +163,9 @@ impl Store {
                 .rows_affected());
             if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
         })
-        .await
+        .await?;
+        self.invalidate(|c| &c.projects, Some(id.as_str()));
+        self.invalidate(|c| &c.apps, None);
+        Ok(())
     }
 }

@@ -48,16 +48,15 @@ impl Store {
     /// A tenant's rates, oldest first.
     pub async fn tenant_rates(&self, tenant: &TenantId) -> Result<Vec<TenantRates>, StoreError> {
         self.timed("rates.list", async {
-            let rows =
-                on_pool!(self.read, |pool| {
-                    sqlx::query_as::<_, RatesRow>(
+            let rows = on_pool!(self.read, |pool| {
+                sqlx::query_as::<_, RatesRow>(
                 "SELECT effective_from, cpu_milli, mem_mib, tier, discount_percent, created_at, created_by \
                  FROM tenant_rates WHERE tenant_id = $1 ORDER BY effective_from"
             )
             .bind(tenant)
             .fetch_all(pool)
             .await
-                })?;
+            })?;
             rows.into_iter().map(RatesRow::into_rates).collect()
         })
         .await

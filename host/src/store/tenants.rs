@@ -48,10 +48,17 @@ impl Store {
 
     pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
         let sql = concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1");
-        self.timed("tenants.get", async {
-            on_pool!(self.read, |pool| sqlx::query_as::<_, Tenant>(sql).bind(id).fetch_optional(pool).await)?
+        self.cached(
+            |c| &c.tenants,
+            id.as_str(),
+            self.timed("tenants.get", async {
+                on_pool!(self.read, |pool| sqlx::query_as::<_, Tenant>(sql)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await)?
                 .ok_or_else(|| not_found(id))
-        })
+            }),
+        )
         .await
     }
 
@@ -101,7 +108,9 @@ impl Store {
                 Ok(())
             })
         })
-        .await
+        .await?;
+        self.invalidate(|c| &c.tenants, Some(id.as_str()));
+        Ok(())
     }
 
     /// Deletes a tenant with its projects and apps.
@@ -114,6 +123,11 @@ impl Store {
                 .rows_affected());
             if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
         })
-        .await
+        .await?;
+        // The cascade removed its projects and apps too.
+        self.invalidate(|c| &c.tenants, Some(id.as_str()));
+        self.invalidate(|c| &c.projects, None);
+        self.invalidate(|c| &c.apps, None);
+        Ok(())
     }
 }
