@@ -11,6 +11,8 @@ pub mod http;
 pub mod kms;
 pub mod metrics;
 pub mod plugins;
+pub mod policy;
+mod replicas;
 pub mod store;
 pub mod telemetry;
 
@@ -34,6 +36,7 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     grace: Duration,
+    sync_interval: Duration,
 }
 
 impl Server {
@@ -47,7 +50,7 @@ impl Server {
         if kms.is_none() {
             tracing::warn!("no KMS master key (KUBEOP_KMS_MASTER_KEY): /readyz answers 503");
         }
-        let configured_policy = config.policy.parse()?;
+        let policy = policy::PolicyState::load(config.policy.parse()?, &store).await?;
         let billing = billing::Settings::from_config(&config.billing)?;
         let plugins = Plugins::start(
             &config.plugins,
@@ -62,7 +65,7 @@ impl Server {
             metrics,
             kms,
             plugins,
-            configured_policy: Arc::new(configured_policy),
+            policy: Arc::new(policy),
             billing: Arc::new(billing),
             limits: Limits {
                 max_token_ttl: Duration::from_secs(u64::from(config.auth.max_token_ttl_minutes) * 60),
@@ -73,7 +76,12 @@ impl Server {
         });
         let addr = config.http.addr.socket_addr();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        Ok(Self { listener, state, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+        Ok(Self {
+            listener,
+            state,
+            grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            sync_interval: Duration::from_millis(config.plugins.sync_interval_ms),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -110,6 +118,7 @@ impl Server {
         let store = self.state.store.clone();
         let plugin_sync = self.state.plugins.spawn_sync();
         let key_expiry = billing::spawn_key_expiry(self.state.store.clone(), self.state.billing.idempotency);
+        let follower = replicas::spawn_follower(self.state.clone(), self.sync_interval);
         tracing::info!(addr = %self.local_addr(), database = self.state.store.engine(), "kubeop manager listening");
         let serve = axum::serve(self.listener, http::app(self.state)).with_graceful_shutdown(async move {
             shutdown.await;
@@ -131,6 +140,7 @@ impl Server {
         };
         plugin_sync.abort();
         key_expiry.abort();
+        follower.abort();
         store.close().await;
         result
     }

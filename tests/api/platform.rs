@@ -78,7 +78,19 @@ async fn a_stored_policy_wins_at_once_on_every_replica(engine: Engine) {
         "quotaMax": {"requestsCPU": "4", "requestsMemory": "8Gi"}
     });
     assert_eq!(first.put("/v1/platform/policy", &policy).await.status(), StatusCode::NO_CONTENT);
-    // The other replica applies it on its very next request.
+    // The replica that stored it applies it to its next request; the other one follows
+    // (PostgreSQL: a notification, milliseconds; SQLite: the sync, at most a second).
+    expect_json(first.post("/v1/apps", &app_body(&project, "z", "quay.io/x:1")).await, StatusCode::OK).await;
+    let stored_at = std::time::Instant::now();
+    while second.get("/v1/platform/policy").await.json::<serde_json::Value>().await.unwrap()["source"]
+        != "database"
+    {
+        assert!(stored_at.elapsed() < std::time::Duration::from_secs(2), "the other replica did not follow");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    if engine == Engine::Postgres {
+        assert!(stored_at.elapsed() < std::time::Duration::from_millis(500), "notified, not polled");
+    }
     expect_json(second.post("/v1/apps", &app_body(&project, "a", "quay.io/x:1")).await, StatusCode::OK).await;
     expect_json(
         second.post("/v1/apps", &app_body(&project, "b", "localhost:5000/team/b")).await,
@@ -103,7 +115,7 @@ async fn a_stored_policy_wins_at_once_on_every_replica(engine: Engine) {
     let mut round_trip = stored.clone();
     round_trip["imageAllowlist"] = json!([]);
     assert_eq!(second.put("/v1/platform/policy", &round_trip).await.status(), StatusCode::NO_CONTENT);
-    expect_json(first.post("/v1/apps", &app_body(&project, "d", "evil.io/x:1")).await, StatusCode::OK).await;
+    expect_json(second.post("/v1/apps", &app_body(&project, "d", "evil.io/x:1")).await, StatusCode::OK).await;
 }
 
 async fn invalid_policies_are_refused_naming_the_entry(engine: Engine) {

@@ -253,13 +253,19 @@ async fn a_plugin_directory_is_followed_as_files_change(engine: Engine) {
 }
 
 async fn hostile_plugins_fail_only_their_own_call(engine: Engine) {
-    let app = TestApp::spawn(engine).await;
+    // Per-slot limits: a generous deadline (tests share two cores) and a small memory cap, so
+    // each misbehaviour meets the limit it is about.
+    let app = TestApp::spawn_with(engine, |config| {
+        config.plugins.image_policy.deadline_ms = Some(300);
+        config.plugins.image_policy.memory_mib = Some(16);
+    })
+    .await;
     let project = project(&app).await;
     // It passes the self-check: it misbehaves only for some images.
     expect_json(app.upload_plugin("image-policy", guest("hostile.wasm")).await, StatusCode::OK).await;
     let cases = [
-        ("loop", "timeout", "deadline"),
-        ("alloc", "memory", "memory limit"),
+        ("loop", "timeout", "300 ms deadline"),
+        ("alloc", "memory", "16 MiB memory limit"),
         ("trap", "trap", "trapped"),
         ("recurse", "stack_overflow", "stack"),
         ("huge", "output_too_large", "output"),
@@ -273,6 +279,13 @@ async fn hostile_plugins_fail_only_their_own_call(engine: Engine) {
         let metrics = app.get("/metrics").await.text().await.unwrap();
         let line = format!(r#"kubeop_plugin_call_failures_total{{kind="{kind}",slot="image-policy"}} 1"#);
         assert!(metrics.contains(&line), "{image}: no {line}");
+    }
+    // Every call starts from a fresh instance: no state survives from the call before.
+    for attempt in 0..3 {
+        let response = app
+            .post("/v1/apps", &app_body(&project, &format!("count-{attempt}"), "docker.io/library/count:1"))
+            .await;
+        expect_error(response, StatusCode::BAD_REQUEST, "call number 1 of this instance").await;
     }
     // Flooding the log is cut short but harms nothing.
     let flood = app.post("/v1/apps", &app_body(&project, "flood", "docker.io/library/log-flood:1")).await;

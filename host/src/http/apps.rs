@@ -91,8 +91,7 @@ async fn check_image(
     if state.skip_image_policy {
         return Ok(());
     }
-    let (policy, _) = super::platform::effective_policy(state).await?;
-    let request = ImagePolicyWorld::request(image, tenant, project, &policy);
+    let request = ImagePolicyWorld::request(image, tenant, project, &state.policy.effective().policy);
     match state.plugins.call::<ImagePolicyWorld>(request).await {
         Ok(Decision::Allow) => Ok(()),
         Ok(Decision::Deny(reason)) => {

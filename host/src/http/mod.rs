@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Authenticator;
-use crate::domain::{Cursor, Page, PlatformPolicy};
+use crate::domain::{Cursor, Page};
 use crate::kms::Kms;
 use crate::metrics::{self, Metrics};
 use crate::plugins::Plugins;
@@ -66,8 +66,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub kms: Option<Kms>,
     pub plugins: Plugins,
-    /// The platform policy from the configuration, in force until one is stored.
-    pub configured_policy: Arc<PlatformPolicy>,
+    /// The platform policy in force.
+    pub policy: Arc<crate::policy::PolicyState>,
     pub billing: Arc<crate::billing::Settings>,
     pub limits: Limits,
     /// Only the benchmarks set this, to measure `POST /v1/apps` without the image-policy call.

@@ -96,35 +96,26 @@ impl PolicyBody {
     }
 }
 
-/// The policy in force: the stored one, or the configuration's until one is stored.
-pub async fn effective_policy(
-    state: &AppState,
-) -> Result<(PlatformPolicy, Option<crate::store::policy::StoredPolicy>)> {
-    Ok(match state.store.platform_policy().await? {
-        Some(stored) => (stored.policy.clone(), Some(stored)),
-        None => ((*state.configured_policy).clone(), None),
-    })
-}
-
 /// The platform policy in force and where it comes from (admin).
 #[utoipa::path(get, path = "/v1/platform/policy", tag = "platform",
     responses((status = 200, body = PolicyBody), ApiErrors))]
 async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<PolicyBody>> {
     auth::require_admin(&caller)?;
-    let (policy, stored) = effective_policy(&state).await?;
-    let mut body = PolicyBody::from_policy(&policy);
-    match stored {
-        Some(stored) => {
+    let effective = state.policy.effective();
+    let mut body = PolicyBody::from_policy(&effective.policy);
+    match &effective.stored {
+        Some((updated_at, updated_by)) => {
             body.source = Some("database".into());
-            body.updated_at = Some(stored.updated_at);
-            body.updated_by = Some(stored.updated_by);
+            body.updated_at = Some(*updated_at);
+            body.updated_by = Some(updated_by.clone());
         }
         None => body.source = Some("environment".into()),
     }
     Ok(axum::Json(body))
 }
 
-/// Replace the platform policy (admin). It applies at once, on every replica.
+/// Replace the platform policy (admin). It applies to this replica's next request, and to the
+/// others' within milliseconds on PostgreSQL (at most `plugins.sync_interval_ms` in any case).
 #[utoipa::path(put, path = "/v1/platform/policy", tag = "platform", request_body = PolicyBody,
     responses((status = 204, description = "Stored"), ApiErrors))]
 async fn put_policy(
@@ -135,6 +126,8 @@ async fn put_policy(
     auth::require_admin(&caller)?;
     let policy = body.parse()?;
     state.store.put_platform_policy(&policy, caller.subject()).await?;
+    // In force on this replica before we answer; the others follow the notification.
+    state.policy.reload(&state.store).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

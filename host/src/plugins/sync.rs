@@ -49,6 +49,9 @@ fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
 impl Plugins {
     /// Brings every slot in line with the database and the directory.
     pub async fn sync(&self) {
+        // Held from the listing on: an install that lands in between would otherwise be undone
+        // by a sync working from the listing before it.
+        let mut state = self.inner.sync.lock().await;
         let uploads = match self.inner.store.plugin_uploads().await {
             Ok(uploads) => uploads,
             Err(error) => {
@@ -56,7 +59,6 @@ impl Plugins {
                 return;
             }
         };
-        let mut state = self.inner.sync.lock().await;
         for kind in SlotKind::ALL {
             // What the slot may run, best first: the upload, the directory's file, the built-in.
             let mut candidates = Vec::new();

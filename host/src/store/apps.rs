@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::changes::Change;
 use super::{Store, StoreError, is_foreign_key_violation, on_pool, violated_unique};
 use crate::domain::{AppId, Hostname, ImageRef, Name, Page, ProjectId, TenantId};
 
@@ -143,7 +144,7 @@ impl Store {
             if updated == 0 { Err(not_found(id)) } else { Ok(()) }
         })
         .await?;
-        self.invalidate(|c| &c.apps, Some(id.as_str()));
+        self.changed(&[Change::App(id.to_string())]).await;
         Ok(())
     }
 
@@ -157,7 +158,7 @@ impl Store {
             if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
         })
         .await?;
-        self.invalidate(|c| &c.apps, Some(id.as_str()));
+        self.changed(&[Change::App(id.to_string())]).await;
         Ok(())
     }
 }

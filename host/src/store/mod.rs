@@ -4,6 +4,7 @@
 
 pub mod apps;
 mod cache;
+pub mod changes;
 pub mod plugins;
 pub mod policy;
 pub mod projects;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::changes::Change;
 use super::{Store, StoreError, on_pool};
 use crate::plugins::{SlotKind, Uploads};
 
@@ -59,19 +60,25 @@ impl Store {
             .map(drop))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(&[Change::Plugins]).await;
+        Ok(())
     }
 
     /// Removes a slot's upload; `false` when it had none.
     pub async fn delete_plugin(&self, slot: &str) -> Result<bool, StoreError> {
-        self.timed("plugins.delete", async {
-            let deleted = on_pool!(self.write, |pool| sqlx::query("DELETE FROM plugins WHERE slot = $1")
-                .bind(slot)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()))?;
-            Ok(deleted > 0)
-        })
-        .await
+        let deleted = self
+            .timed("plugins.delete", async {
+                let deleted =
+                    on_pool!(self.write, |pool| sqlx::query("DELETE FROM plugins WHERE slot = $1")
+                        .bind(slot)
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected()))?;
+                Ok(deleted > 0)
+            })
+            .await?;
+        self.changed(&[Change::Plugins]).await;
+        Ok(deleted)
     }
 }

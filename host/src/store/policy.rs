@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::changes::Change;
 use super::{Store, StoreError, on_pool};
 use crate::domain::{Cidr, PlatformPolicy, Quantity, QuotaMax, Registry};
 
@@ -108,6 +109,8 @@ impl Store {
             .map(drop))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.changed(&[Change::Policy]).await;
+        Ok(())
     }
 }

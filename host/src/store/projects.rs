@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::changes::Change;
 use super::{Store, StoreError, is_foreign_key_violation, on_pool, violated_unique};
 use crate::domain::{Name, Namespace, Page, ProjectId, TenantId};
 
@@ -149,7 +150,7 @@ impl Store {
             })
         })
         .await?;
-        self.invalidate(|c| &c.projects, Some(id.as_str()));
+        self.changed(&[Change::Project(id.to_string())]).await;
         Ok(())
     }
 
@@ -164,8 +165,7 @@ impl Store {
             if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
         })
         .await?;
-        self.invalidate(|c| &c.projects, Some(id.as_str()));
-        self.invalidate(|c| &c.apps, None);
+        self.changed(&[Change::Project(id.to_string()), Change::Cascade]).await;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::changes::Change;
 use super::{Store, StoreError, on_pool, violated_unique};
 use crate::domain::{Name, Namespace, Page, TenantId};
 
@@ -109,7 +110,7 @@ impl Store {
             })
         })
         .await?;
-        self.invalidate(|c| &c.tenants, Some(id.as_str()));
+        self.changed(&[Change::Tenant(id.to_string())]).await;
         Ok(())
     }
 
@@ -125,9 +126,7 @@ impl Store {
         })
         .await?;
         // The cascade removed its projects and apps too.
-        self.invalidate(|c| &c.tenants, Some(id.as_str()));
-        self.invalidate(|c| &c.projects, None);
-        self.invalidate(|c| &c.apps, None);
+        self.changed(&[Change::Tenant(id.to_string()), Change::Cascade]).await;
         Ok(())
     }
 }

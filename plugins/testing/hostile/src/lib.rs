@@ -15,6 +15,7 @@
 //! | `recurse`   | recurses without bound until the stack overflows                 |
 //! | `huge`      | denies with a reason of 8 MiB of text                            |
 //! | `log-flood` | calls the host's `log` 100,000 times with 4 KiB messages, allows |
+//! | `count`     | counts its calls in a static and denies with the count: a fresh instance per call always says 1 |
 //! | anything else | allows                                                         |
 
 wit_bindgen::generate!({
@@ -39,6 +40,10 @@ impl Guest for Hostile {
                 Decision::Allow
             }
             "huge" => Decision::Deny("x".repeat(HUGE_REASON)),
+            "count" => {
+                let calls = CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1;
+                Decision::Deny(format!("call number {calls} of this instance"))
+            }
             "log-flood" => {
                 let message = "x".repeat(LOG_MESSAGE);
                 for _ in 0..LOG_CALLS {
@@ -52,6 +57,9 @@ impl Guest for Hostile {
 }
 
 export!(Hostile);
+
+/// Survives between calls only if the host reuses an instance (it must not).
+static CALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 const HUGE_REASON: usize = 8 << 20;
 const LOG_MESSAGE: usize = 4 << 10;
