@@ -21,7 +21,7 @@ pub struct Options {
     batch: usize,
     /// Tenants the points are spread over.
     #[arg(long, default_value_t = 10)]
-    tenants: usize,
+    spread: usize,
     /// Invoices timed one after another.
     #[arg(long, default_value_t = 2000)]
     invoices: usize,
@@ -31,7 +31,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     println!(
         "== usage ingest, {}-point batches over {} tenants, {} connections",
-        options.batch, options.tenants, options.http.connections
+        options.batch, options.spread, options.http.connections
     );
     http::print_header();
     for engine in options.http.engines() {
@@ -40,7 +40,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         client.block_on(async {
             let token = Some(server::admin_token());
             let mut tenants = Vec::new();
-            for n in 0..options.tenants {
+            for n in 0..options.spread {
                 tenants.push(
                     load::create(server.addr, token.clone(), "/v1/tenants", format!(r#"{{"name":"t{n}"}}"#))
                         .await?,
