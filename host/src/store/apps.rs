@@ -149,16 +149,8 @@ impl Store {
     }
 
     pub async fn delete_app(&self, id: &AppId) -> Result<(), StoreError> {
-        self.timed("apps.delete", async {
-            let deleted = on_pool!(self.write, |pool| sqlx::query("DELETE FROM apps WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected());
-            if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
-        })
-        .await?;
-        self.changed(&[Change::App(id.to_string())]).await;
-        Ok(())
+        let sql = "DELETE FROM apps WHERE id = $1";
+        self.delete_by_id("apps.delete", sql, id.as_str(), || not_found(id), &[Change::App(id.to_string())])
+            .await
     }
 }

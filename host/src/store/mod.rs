@@ -195,6 +195,32 @@ impl Store {
         on_pool!(self.write, |pool| pool.close().await);
     }
 
+    /// Deletes one row by id (cascading as the schema says), tells the replicas what changed,
+    /// and answers `not_found` when there was no such row.
+    pub(crate) async fn delete_by_id(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        id: &str,
+        not_found: impl FnOnce() -> StoreError,
+        changes: &[changes::Change],
+    ) -> Result<(), StoreError> {
+        let deleted = self
+            .timed(operation, async {
+                Ok(on_pool!(self.write, |pool| sqlx::query(sql)
+                    .bind(id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()))
+            })
+            .await?;
+        if deleted == 0 {
+            return Err(not_found());
+        }
+        self.changed(changes).await;
+        Ok(())
+    }
+
     /// A read by id, served from the cache when it holds a fresh copy.
     async fn cached<V: Clone>(
         &self,

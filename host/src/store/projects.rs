@@ -156,16 +156,8 @@ impl Store {
 
     /// Deletes a project with its apps.
     pub async fn delete_project(&self, id: &ProjectId) -> Result<(), StoreError> {
-        self.timed("projects.delete", async {
-            let deleted = on_pool!(self.write, |pool| sqlx::query("DELETE FROM projects WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected());
-            if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
-        })
-        .await?;
-        self.changed(&[Change::Project(id.to_string()), Change::Cascade]).await;
-        Ok(())
+        let sql = "DELETE FROM projects WHERE id = $1";
+        let changes = [Change::Project(id.to_string()), Change::Cascade];
+        self.delete_by_id("projects.delete", sql, id.as_str(), || not_found(id), &changes).await
     }
 }

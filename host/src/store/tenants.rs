@@ -116,17 +116,9 @@ impl Store {
 
     /// Deletes a tenant with its projects and apps.
     pub async fn delete_tenant(&self, id: &TenantId) -> Result<(), StoreError> {
-        self.timed("tenants.delete", async {
-            let deleted = on_pool!(self.write, |pool| sqlx::query("DELETE FROM tenants WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected());
-            if deleted == 0 { Err(not_found(id)) } else { Ok(()) }
-        })
-        .await?;
-        // The cascade removed its projects and apps too.
-        self.changed(&[Change::Tenant(id.to_string()), Change::Cascade]).await;
-        Ok(())
+        let sql = "DELETE FROM tenants WHERE id = $1";
+        // The cascade removes its projects and apps too.
+        let changes = [Change::Tenant(id.to_string()), Change::Cascade];
+        self.delete_by_id("tenants.delete", sql, id.as_str(), || not_found(id), &changes).await
     }
 }
