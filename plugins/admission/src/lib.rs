@@ -14,6 +14,8 @@
 //! including objects it cannot make sense of, is allowed: Kubernetes' own validation rejects
 //! malformed objects. Only a `review` that is not JSON at all is denied. It never patches.
 
+use registry_match::{docker_hub, same_registry};
+
 wit_bindgen::generate!({
     world: "admission",
     path: "../../wit",
@@ -191,30 +193,6 @@ impl<'a> Image<'a> {
         let tag = last.rsplit_once(':').map(|(_, tag)| tag);
         Image { text, registry, tag, digest }
     }
-}
-
-/// Whether a registry matches an allowlist entry: the host without regard to case, the port
-/// exactly. `index.docker.io` is `docker.io`.
-fn same_registry(registry: &str, entry: &str) -> bool {
-    let (host, port) = split_port(registry);
-    let (entry_host, entry_port) = split_port(entry.trim());
-    docker_hub(host).eq_ignore_ascii_case(docker_hub(entry_host)) && port == entry_port
-}
-
-/// `index.docker.io` is Docker Hub's other name.
-fn docker_hub(host: &str) -> &str {
-    if host.eq_ignore_ascii_case("index.docker.io") { "docker.io" } else { host }
-}
-
-/// Splits `host:port`; an IPv6 literal keeps its brackets (`[::1]:5000`).
-fn split_port(registry: &str) -> (&str, Option<&str>) {
-    let host_end = if registry.starts_with('[') {
-        registry.find(']').map_or(registry.len(), |i| i + 1)
-    } else {
-        registry.find(':').unwrap_or(registry.len())
-    };
-    let (host, rest) = registry.split_at(host_end);
-    (host, rest.strip_prefix(':'))
 }
 
 #[cfg(test)]
