@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiError, ApiErrors, Result};
+use super::error::{ApiError, ApiErrors, Result, invalid_field};
 use super::extract::{Json, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
@@ -76,10 +76,6 @@ fn path_id(raw: &str) -> Result<AppId> {
     AppId::parse(raw).map_err(|_| ApiError::NotFound(format!("app {raw} not found")))
 }
 
-fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Result<T> {
-    parsed.map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
-}
-
 /// Asks the image-policy plugin about an image under the policy in force: a denial is the
 /// caller's 400, a failing plugin a 503; either way nothing is written.
 async fn check_image(
@@ -109,7 +105,7 @@ async fn create_app(
     caller: Caller,
     Json(body): Json<CreateApp>,
 ) -> Result<axum::Json<App>> {
-    let project_id = field("projectID", ProjectId::parse(&body.project_id))?;
+    let project_id = ProjectId::parse(&body.project_id).map_err(invalid_field("projectID"))?;
     let name = Name::parse(&body.name)?;
     let image = ImageRef::parse(&body.image)?;
     let host = body.host.as_deref().map(Hostname::parse).transpose()?;
@@ -127,7 +123,8 @@ async fn list_apps(
     caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<Response> {
-    let project_id = field("projectID", params.project_id.as_deref().map(ProjectId::parse).transpose())?;
+    let project_id =
+        params.project_id.as_deref().map(ProjectId::parse).transpose().map_err(invalid_field("projectID"))?;
     let page = Page::parse(params.limit.as_deref(), params.after.as_deref())?;
     let project = match &project_id {
         Some(id) => Some(state.store.get_project(id).await?),
@@ -159,7 +156,7 @@ async fn update_app(
     Json(body): Json<UpdateApp>,
 ) -> Result<StatusCode> {
     auth::require_admin(&caller)?;
-    let id = field("ID", AppId::parse(&body.id))?;
+    let id = AppId::parse(&body.id).map_err(invalid_field("ID"))?;
     let changes = AppChanges {
         name: body.name.as_deref().map(Name::parse).transpose()?,
         image: body.image.as_deref().map(ImageRef::parse).transpose()?,

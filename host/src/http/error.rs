@@ -106,8 +106,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Maps an invalid value to a 400 that names the field it came from.
-pub fn invalid_field(name: &'static str) -> impl Fn(Invalid) -> ApiError {
-    move |invalid| ApiError::BadRequest(format!("{name}: {}", invalid.0))
+pub fn invalid_field<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> ApiError {
+    move |invalid| ApiError::BadRequest(format!("{name}: {invalid}"))
 }
 
 impl From<Invalid> for ApiError {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiError, ApiErrors, Result};
+use super::error::{ApiError, ApiErrors, Result, invalid_field};
 use super::extract::{Json, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
@@ -61,10 +61,6 @@ fn path_id(raw: &str) -> Result<ProjectId> {
     ProjectId::parse(raw).map_err(|_| ApiError::NotFound(format!("project {raw} not found")))
 }
 
-fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Result<T> {
-    parsed.map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
-}
-
 /// Create a project in a tenant (admin, or a tenant-role token for that tenant).
 #[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject,
     responses((status = 200, description = "The new project", body = Project), ApiErrors))]
@@ -73,7 +69,7 @@ async fn create_project(
     caller: Caller,
     Json(body): Json<CreateProject>,
 ) -> Result<axum::Json<Project>> {
-    let tenant = field("tenantID", TenantId::parse(&body.tenant_id))?;
+    let tenant = TenantId::parse(&body.tenant_id).map_err(invalid_field("tenantID"))?;
     let name = Name::parse(&body.name)?;
     auth::may_create_project(&caller, &tenant)?;
     Ok(axum::Json(state.store.create_project(&tenant, &name).await?))
@@ -88,7 +84,7 @@ async fn list_projects(
     Query(params): Query<ListParams>,
 ) -> Result<Response> {
     let tenant = params.tenant_id.as_deref().map(TenantId::parse).transpose();
-    let tenant = field("tenantID", tenant)?;
+    let tenant = tenant.map_err(invalid_field("tenantID"))?;
     auth::may_list_projects(&caller, tenant.as_ref())?;
     let page = Page::parse(params.limit.as_deref(), params.after.as_deref())?;
     Ok(paged(state.store.list_projects(tenant.as_ref(), &page).await?, &page))
@@ -109,7 +105,7 @@ async fn get_project(
 
 async fn rename(state: AppState, caller: Caller, body: UpdateProject) -> Result<StatusCode> {
     auth::require_admin(&caller)?;
-    let id = field("ID", ProjectId::parse(&body.id))?;
+    let id = ProjectId::parse(&body.id).map_err(invalid_field("ID"))?;
     let name = Name::parse(&body.name)?;
     state.store.rename_project(&id, &name).await?;
     Ok(StatusCode::NO_CONTENT)

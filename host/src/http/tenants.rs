@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiError, ApiErrors, Result};
+use super::error::{ApiError, ApiErrors, Result, invalid_field};
 use super::extract::{Json, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
@@ -104,7 +104,7 @@ async fn update_tenant(
     Json(body): Json<UpdateTenant>,
 ) -> Result<StatusCode> {
     auth::require_admin(&caller)?;
-    let id = TenantId::parse(&body.id).map_err(|e| ApiError::BadRequest(format!("ID: {e}")))?;
+    let id = TenantId::parse(&body.id).map_err(invalid_field("ID"))?;
     let name = Name::parse(&body.name)?;
     state.store.rename_tenant(&id, &name).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::error::{ApiError, ApiErrors, Result};
+use super::error::{ApiError, ApiErrors, Result, invalid_field};
 use super::extract::Json;
 use crate::auth::{self, Caller};
 use crate::domain::ProjectId;
@@ -44,8 +44,7 @@ async fn mint_project_token(
     Json(body): Json<MintProjectToken>,
 ) -> Result<axum::Json<ProjectToken>> {
     auth::require_admin(&caller)?;
-    let project =
-        ProjectId::parse(&body.project_id).map_err(|e| ApiError::BadRequest(format!("ProjectID: {e}")))?;
+    let project = ProjectId::parse(&body.project_id).map_err(invalid_field("ProjectID"))?;
     let max = state.limits.max_token_ttl.as_secs() / 60;
     let minutes =
         u64::try_from(body.ttl_minutes).ok().filter(|m| (1..=max).contains(m)).ok_or_else(|| {

@@ -9,7 +9,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiErrors, ErrorBody, Result};
+use super::error::{ApiError, ApiErrors, ErrorBody, Result, invalid_field};
 use super::extract::{Json, Query};
 use crate::auth::{self, Caller};
 use crate::domain::{BatchError, PointError, TenantId, UsageBatch, UsageWindow, parse_timestamp};
@@ -201,12 +201,8 @@ async fn usage_snapshot(
     Query(params): Query<SnapshotParams>,
 ) -> Result<axum::Json<Snapshot>> {
     auth::require_admin(&caller)?;
-    let tenant = params
-        .tenant_id
-        .as_deref()
-        .map(TenantId::parse)
-        .transpose()
-        .map_err(|e| ApiError::BadRequest(format!("tenantID: {e}")))?;
+    let tenant =
+        params.tenant_id.as_deref().map(TenantId::parse).transpose().map_err(invalid_field("tenantID"))?;
     let time = |name: &str, raw: &Option<String>| {
         raw.as_deref()
             .map(|t| parse_timestamp(t).map(|at| at.timestamp()))
