@@ -5,9 +5,11 @@
 //! `cargo run --release -p kubeop-bench -- plugins` — plugin call cost, its share of
 //! `POST /v1/apps`, and a swap under load on two replicas.
 
+mod attack;
 mod billing;
 mod http;
 mod load;
+mod logs;
 mod plugins;
 mod server;
 
@@ -29,6 +31,10 @@ enum Bench {
     Plugins(plugins::Options),
     /// Usage ingest with 1,000-point batches, and invoices over a full month.
     Billing(billing::Options),
+    /// The security review's attacks on the real binary: held connections, oversized bodies.
+    Attack(attack::Options),
+    /// The access log's cost: the production profile with its log off, then on (to a file).
+    Logs(http::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +42,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Http(options) => http::run(options),
         Bench::Plugins(options) => plugins::run(options),
         Bench::Billing(options) => billing::run(options),
+        Bench::Logs(options) => logs::run(options),
+        Bench::Attack(options) => attack::run(options),
     }
 }

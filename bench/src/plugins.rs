@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use hyper::Method;
-use kubeop::domain::{ImageRef, PlatformPolicy, ProjectId, TenantId};
-use kubeop::plugins::{ImagePolicyWorld, SlotKind, Standalone};
+use kubeop_core::{ImageRef, PlatformPolicy, ProjectId, TenantId};
+use kubeop_plugins::{ImageCheck, SlotKind, Standalone};
 
 use crate::http::{self, report};
 use crate::load::{self, Connection, MakeRequest, Outcome};
@@ -57,14 +57,14 @@ fn call_cost(calls: usize) -> anyhow::Result<()> {
     println!("== image-policy plugin call cost ({calls} calls, one thread)");
     let plugin = Standalone::load(SlotKind::ImagePolicy, SlotKind::ImagePolicy.builtin())?;
     let image = ImageRef::parse(IMAGE)?;
-    let request = ImagePolicyWorld::request(&image, &TenantId::generate(), &ProjectId::generate(), &policy());
+    let request = ImageCheck::new(&image, &TenantId::generate(), &ProjectId::generate(), &policy());
     for _ in 0..1000 {
-        plugin.call::<ImagePolicyWorld>(&request)?;
+        plugin.check_image(&request)?;
     }
     let mut nanos = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)?;
     for _ in 0..calls {
         let started = Instant::now();
-        black_box(plugin.call::<ImagePolicyWorld>(black_box(&request))?);
+        black_box(plugin.check_image(black_box(&request))?);
         nanos.record(started.elapsed().as_nanos() as u64)?;
     }
 
@@ -82,15 +82,15 @@ fn call_cost(calls: usize) -> anyhow::Result<()> {
     let (config, data_dir) = server::config(&database)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let slot_nanos = runtime.block_on(async {
-        let server = kubeop::Server::build(&config).await?;
+        let server = kubeop_api::Server::build(&config).await?;
         let plugins = server.state().plugins.clone();
         for _ in 0..1000 {
-            plugins.call::<ImagePolicyWorld>(request.clone()).await?;
+            plugins.check_image(&request).await?;
         }
         let mut slot = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)?;
         for _ in 0..calls {
             let started = Instant::now();
-            black_box(plugins.call::<ImagePolicyWorld>(request.clone()).await?);
+            black_box(plugins.check_image(&request).await?);
             slot.record(started.elapsed().as_nanos() as u64)?;
         }
         drop(data_dir);

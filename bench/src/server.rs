@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubeop::auth::{Authenticator, Caller};
-use kubeop::config::{Config, KmsKey, ListenAddr, SigningKey};
+use kubeop_api::auth::{Authenticator, Caller};
+use kubeop_config::{Config, KmsKey, ListenAddr, SigningKey};
 use sqlx::Connection;
 
 const KEY: [u8; 32] = *b"kubeop-benchmark-signing-key-32b";
@@ -64,12 +64,27 @@ pub fn config(database: &Database) -> anyhow::Result<(Config, tempfile::TempDir)
     Ok((config, data_dir))
 }
 
+/// The signing key and KMS key, as their variables give them.
+pub fn signing_key_base64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(KEY)
+}
+
+pub fn kms_key_base64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+}
+
 /// An admin token the benchmark servers accept.
 pub fn admin_token() -> Arc<str> {
-    Authenticator::new(&SigningKey::from_bytes(KEY.to_vec()), true)
-        .mint(&Caller::Admin { subject: "bench".into() }, Duration::from_secs(3600))
+    token_for(&Caller::Admin { subject: "bench".into() }).into()
+}
+
+/// A token for `caller` that the benchmark servers accept, valid for an hour.
+pub fn token_for(caller: &Caller) -> String {
+    Authenticator::new(&SigningKey::from_bytes(KEY.to_vec()), true, Duration::from_secs(30 * 24 * 3600))
+        .mint(caller, Duration::from_secs(3600))
         .token
-        .into()
 }
 
 pub struct Running {
@@ -84,10 +99,10 @@ impl Running {
     pub fn start(
         config: Config,
         data_dir: tempfile::TempDir,
-        adjust: impl FnOnce(kubeop::Server) -> kubeop::Server,
+        adjust: impl FnOnce(kubeop_api::Server) -> kubeop_api::Server,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let server = adjust(runtime.block_on(kubeop::Server::build(&config))?);
+        let server = adjust(runtime.block_on(kubeop_api::Server::build(&config))?);
         let addr = server.local_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(server.run_until(async move {

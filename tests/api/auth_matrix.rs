@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use kubeop::auth::Caller;
-use kubeop::domain::{ProjectId, TenantId};
+use kubeop_api::auth::Caller;
+use kubeop_core::{ProjectId, TenantId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

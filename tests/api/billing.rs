@@ -1,8 +1,8 @@
 //! Usage ingest, snapshots, rates and invoices: exact money, atomic and retry-safe ingest.
 
 use chrono::{DateTime, Datelike, Duration, DurationRound, Utc};
-use kubeop::auth::Caller;
-use kubeop::domain::TenantId;
+use kubeop_api::auth::Caller;
+use kubeop_core::TenantId;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -258,7 +258,7 @@ async fn one_bad_point_refuses_the_whole_batch(engine: Engine) {
         (
             json!([good, {"ts": hour.to_rfc3339(), "tenant_id": tenant, "cpu_milli": 9_223_372_036_854_775_808u64, "mem_mib": 1}]),
             StatusCode::BAD_REQUEST,
-            vec![(1, "largest")],
+            vec![(1, "most one point may carry")],
         ),
         (
             json!([
@@ -322,7 +322,7 @@ async fn one_bad_point_refuses_the_whole_batch(engine: Engine) {
     expect_json(ingest(&app, full).await, StatusCode::OK).await;
     assert_eq!(totals(&app, "").await, (10_000, 10_000));
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains(r#"kubeop_usage_batches_refused_total{reason="invalid"} 8"#), "{metrics}");
+    assert!(metrics.contains(r#"kubeop_usage_batches_refused_total{reason="invalid"} 9"#), "{metrics}");
     assert!(metrics.contains(r#"kubeop_usage_batches_refused_total{reason="too_large"} 1"#));
 }
 
@@ -345,7 +345,7 @@ async fn tenants_may_send_only_their_own_usage(engine: Engine) {
     assert_eq!(totals(&app, "").await, (0, 0));
     let project_token = app.mint(&Caller::Project {
         subject: "p".into(),
-        project: kubeop::domain::ProjectId::parse(&project).unwrap(),
+        project: kubeop_core::ProjectId::parse(&project).unwrap(),
     });
     expect_error(
         send(project_token, json!([point(hour, &acme, 1, 1)])).await.unwrap(),

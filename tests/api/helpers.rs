@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use kubeop::auth::{Authenticator, Caller};
-use kubeop::config::{Config, KmsKey, ListenAddr, Profile, SigningKey};
+use kubeop_api::auth::{Authenticator, Caller};
+use kubeop_config::{Config, KmsKey, ListenAddr, SigningKey};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -36,11 +36,13 @@ macro_rules! both_engines {
 }
 
 pub const SIGNING_KEY: [u8; 32] = *b"kubeop-black-box-test-signing-ky";
+/// The default `auth.max_token_lifetime_minutes` (30 days).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub state: kubeop::http::AppState,
+    pub state: kubeop_api::http::AppState,
     /// Sent as the bearer token when set (tests with auth on).
     pub token: Option<String>,
     inspect: Inspect,
@@ -104,11 +106,7 @@ impl TestApp {
 
     pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
-        let mut config = Config {
-            profile: Profile::Development,
-            data_dir: data_dir.path().to_owned(),
-            ..Config::default()
-        };
+        let mut config = Config { data_dir: data_dir.path().to_owned(), ..Config::default() };
         config.http.addr = ListenAddr::parse("127.0.0.1:0").unwrap();
         config.http.shutdown_grace_secs = 1;
         config.auth.require = false;
@@ -134,14 +132,15 @@ impl TestApp {
         };
         adjust(&mut config);
 
-        let server = kubeop::Server::build(&config).await.expect("the server starts");
+        let server = kubeop_api::Server::build(&config).await.expect("the server starts");
         let address = format!("http://{}", server.local_addr());
         let state = server.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(server.run_until(async move {
             let _ = stopped.await;
         }));
-        let auth = Authenticator::new(&SigningKey::from_bytes(SIGNING_KEY.to_vec()), true);
+        let auth =
+            Authenticator::new(&SigningKey::from_bytes(SIGNING_KEY.to_vec()), true, MAX_TOKEN_LIFETIME);
         Self {
             address,
             client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
@@ -163,7 +162,7 @@ impl TestApp {
         // The same database (for SQLite, the primary's file), its own data directory.
         config.db.url = self.config.database_url();
         config.data_dir = data_dir.path().to_owned();
-        let server = kubeop::Server::build(&config).await.expect("the replica starts");
+        let server = kubeop_api::Server::build(&config).await.expect("the replica starts");
         let address = format!("http://{}", server.local_addr());
         let state = server.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -177,7 +176,7 @@ impl TestApp {
             token: self.token.clone(),
             inspect: Inspect::connect(self.engine(), &config.database_url()).await,
             config,
-            auth: Authenticator::new(&SigningKey::from_bytes(SIGNING_KEY.to_vec()), true),
+            auth: Authenticator::new(&SigningKey::from_bytes(SIGNING_KEY.to_vec()), true, MAX_TOKEN_LIFETIME),
             _data_dir: data_dir,
             _schema: None,
             stop: Some(stop),

@@ -9,5 +9,6 @@ mod billing;
 mod platform;
 mod plugins;
 mod projects;
+mod security;
 mod service;
 mod tenants;

@@ -27,7 +27,7 @@ async fn healthz_and_readyz_answer_ok(engine: Engine) {
 
 async fn readyz_is_503_without_a_kms_key(engine: Engine) {
     let app = TestApp::spawn_with(engine, |config| {
-        config.profile = kubeop::config::Profile::Production;
+        config.strict = true;
         config.kms.master_key = None;
     })
     .await;
@@ -51,14 +51,9 @@ async fn version_names_the_build(engine: Engine) {
     let body = expect_json(app.get("/version").await, StatusCode::OK).await;
     assert_eq!(body["service"], "manager");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    let commit = body["gitCommit"].as_str().unwrap();
-    let hex = commit.trim_end_matches("-dirty");
-    assert!(
-        commit == "unknown" || (hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit())),
-        "{commit}"
-    );
-    let date = body["buildDate"].as_str().unwrap();
-    chrono::DateTime::parse_from_rfc3339(date).unwrap_or_else(|e| panic!("buildDate {date}: {e}"));
+    // The library is not stamped; the binary is (the CLI tests check its commit and date).
+    assert_eq!(body["gitCommit"], "unknown");
+    assert_eq!(body["buildDate"], "unknown");
 }
 
 async fn metrics_count_requests_by_route_template(engine: Engine) {

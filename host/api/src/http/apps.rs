@@ -1,0 +1,179 @@
+//! `/v1/apps`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiError, ApiErrors, Result, invalid_field};
+use super::extract::{Json, PageParams, PathId, Query};
+use super::{AppState, Identified, paged};
+use crate::auth::{self, Caller};
+use kubeop_core::{App, AppId, Hostname, ImageRef, Name, ProjectId};
+use kubeop_plugins::{ImageCheck, ImageVerdict};
+use kubeop_store::apps::AppChanges;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_app, list_apps, update_app))
+        .routes(routes!(get_app, delete_app))
+}
+
+impl Identified for App {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateApp {
+    #[serde(rename = "projectID", alias = "projectId", alias = "project_id", alias = "ProjectID")]
+    project_id: String,
+    #[serde(alias = "Name")]
+    #[schema(example = "web")]
+    name: String,
+    /// An image reference; `nginx` means `docker.io/library/nginx:latest`.
+    #[serde(alias = "Image")]
+    #[schema(example = "docker.io/library/nginx:1.25")]
+    image: String,
+    /// Public host name (optional).
+    #[serde(alias = "Host")]
+    #[schema(example = "web.local")]
+    host: Option<String>,
+}
+
+/// Fields left out keep their current value.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateApp {
+    #[serde(rename = "ID", alias = "id")]
+    id: String,
+    #[serde(rename = "Name", alias = "name")]
+    name: Option<String>,
+    #[serde(rename = "Image", alias = "image")]
+    #[schema(example = "docker.io/library/nginx:1.26")]
+    image: Option<String>,
+    #[serde(rename = "Host", alias = "host")]
+    host: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct ListParams {
+    /// Only this project's apps (required for tenant- and project-role tokens).
+    #[serde(rename = "projectID", alias = "projectId", alias = "project_id")]
+    #[param(rename = "projectID")]
+    project_id: Option<String>,
+}
+
+/// Asks the image-policy plugin about an image under the policy in force: a denial is the
+/// caller's 400, a failing plugin a 503; either way nothing is written.
+async fn check_image(
+    state: &AppState,
+    image: &ImageRef,
+    tenant: &kubeop_core::TenantId,
+    project: &ProjectId,
+) -> Result<()> {
+    if state.skip_image_policy {
+        return Ok(());
+    }
+    let check = ImageCheck::new(image, tenant, project, &state.policy.effective().policy);
+    match state.plugins.check_image(&check).await {
+        Ok(ImageVerdict::Allow) => Ok(()),
+        Ok(ImageVerdict::Deny(reason)) => {
+            Err(ApiError::BadRequest(format!("image `{}` is not allowed: {reason}", image.as_written())))
+        }
+        Err(failure) => Err(ApiError::Unavailable(format!("image policy unavailable: {failure}"))),
+    }
+}
+
+/// Create an app in a project (admin, the owning tenant, or a project-role token for it).
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
+    responses((status = 200, description = "The new app", body = App), ApiErrors))]
+async fn create_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateApp>,
+) -> Result<axum::Json<App>> {
+    let project_id = ProjectId::parse(&body.project_id).map_err(invalid_field("projectID"))?;
+    let name = Name::parse(&body.name)?;
+    let image = ImageRef::parse(&body.image)?;
+    let host = body.host.as_deref().map(Hostname::parse).transpose()?;
+    let project = state.store.get_project(&project_id).await?;
+    auth::may_create_app(&caller, &project)?;
+    check_image(&state, &image, &project.tenant_id, &project.id).await?;
+    Ok(axum::Json(state.store.create_app(&project.id, &name, &image, host.as_ref()).await?))
+}
+
+/// List apps, newest first (admin; other tokens must filter by a project of theirs).
+#[utoipa::path(get, path = "/v1/apps", tag = "apps", params(ListParams, PageParams),
+    responses((status = 200, description = "Apps; `x-next-cursor` is set when more follow", body = Vec<App>), ApiErrors))]
+async fn list_apps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+    Query(paging): Query<PageParams>,
+) -> Result<Response> {
+    let project_id =
+        params.project_id.as_deref().map(ProjectId::parse).transpose().map_err(invalid_field("projectID"))?;
+    let page = paging.page()?;
+    let project = match &project_id {
+        Some(id) => Some(state.store.get_project(id).await?),
+        None => None,
+    };
+    auth::may_list_apps(&caller, project.as_ref())?;
+    Ok(paged(state.store.list_apps(project_id.as_ref(), &page).await?, &page))
+}
+
+/// Get an app (admin, the owning tenant, or a project-role token for its project).
+#[utoipa::path(get, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path, description = "App id")),
+    responses((status = 200, body = App), ApiErrors))]
+async fn get_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId<AppId>,
+) -> Result<axum::Json<App>> {
+    let app = state.store.get_app(&id).await?;
+    auth::may_read_app(&caller, &app)?;
+    Ok(axum::Json(app))
+}
+
+/// Update an app's name, image or host (admin).
+#[utoipa::path(put, path = "/v1/apps", tag = "apps", request_body = UpdateApp,
+    responses((status = 204, description = "Updated"), ApiErrors))]
+async fn update_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<UpdateApp>,
+) -> Result<StatusCode> {
+    auth::require_admin(&caller)?;
+    let id = AppId::parse(&body.id).map_err(invalid_field("ID"))?;
+    let changes = AppChanges {
+        name: body.name.as_deref().map(Name::parse).transpose()?,
+        image: body.image.as_deref().map(ImageRef::parse).transpose()?,
+        host: body.host.as_deref().map(Hostname::parse).transpose()?,
+    };
+    if changes.name.is_none() && changes.image.is_none() && changes.host.is_none() {
+        return Err(ApiError::BadRequest("nothing to update: give Name, Image or Host".into()));
+    }
+    if let Some(image) = &changes.image {
+        let app = state.store.get_app(&id).await?;
+        check_image(&state, image, &app.tenant_id, &app.project_id).await?;
+    }
+    state.store.update_app(&id, &changes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete an app (admin).
+#[utoipa::path(delete, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path, description = "App id")),
+    responses((status = 204, description = "Deleted"), ApiErrors))]
+async fn delete_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId<AppId>,
+) -> Result<StatusCode> {
+    auth::require_admin(&caller)?;
+    state.store.delete_app(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

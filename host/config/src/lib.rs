@@ -1,0 +1,701 @@
+//! Configuration, layered with figment: compiled defaults → `config/default.toml` →
+//! `config/<profile>.toml` (`KUBEOP_PROFILE`, default `development`; any name with a file) →
+//! `--config FILE` → the environment. The seed's variable names (`KUBEOP_HTTP_ADDR`, …) map onto
+//! their keys; every other key is `KUBEOP_<SECTION>__<KEY>`. Every value is read from its own
+//! text (see `sources`). This crate imports nothing of the server: each setting's owner checks
+//! what only it understands, with [`ConfigError::invalid`] naming the variable.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::Serialized;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod secrets;
+mod sources;
+
+pub use secrets::{KMS_KEY_BYTES, KmsKey, MIN_SIGNING_KEY_BYTES, SigningKey, random_key, redacted_url};
+use secrets::{optional_kms_key, optional_signing_key, redact_password};
+pub use sources::env_name;
+use sources::{Environment, TomlText};
+
+/// The files as shipped, used when there is no `config/` directory beside the process (an
+/// installed binary run from anywhere behaves exactly like a checkout).
+const EMBEDDED: &[(&str, &str)] = &[
+    ("default", include_str!("../../../config/default.toml")),
+    ("development", include_str!("../../../config/development.toml")),
+    ("production", include_str!("../../../config/production.toml")),
+];
+
+/// The profile used when `KUBEOP_PROFILE` is unset.
+pub const DEFAULT_PROFILE: &str = "development";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Chosen by `KUBEOP_PROFILE`, never by a file.
+    #[serde(skip)]
+    pub profile: String,
+    /// Production safeguards: auth required, a signing key required, JSON logs, no generated
+    /// keys. A profile file opts in (`production.toml` does).
+    pub strict: bool,
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub db: DbConfig,
+    pub auth: AuthConfig,
+    pub kms: KmsConfig,
+    pub log: LogConfig,
+    pub policy: PolicyConfig,
+    pub plugins: PluginsConfig,
+    pub billing: BillingConfig,
+}
+
+/// Usage metering and invoices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Price of one milli-CPU for one hour, for tenants without rates of their own: a decimal,
+    /// kept as written (the billing owner parses it exactly).
+    pub rate_cpu_milli: String,
+    /// Price of one MiB of memory for one hour, for tenants without rates of their own.
+    pub rate_mem_mib: String,
+    /// ISO 4217 code of invoice amounts.
+    pub currency: String,
+    /// Digits after the decimal point of an invoice amount (the currency's minor unit).
+    pub precision: u8,
+    /// Points older than this many days are refused.
+    pub max_age_days: u32,
+    /// Points more than this many seconds in the future are refused.
+    pub max_future_secs: u32,
+    /// Most points in one ingest request.
+    pub max_batch_points: usize,
+    /// The most milli-CPU one point may carry (for one hour); more is refused.
+    pub max_point_cpu_milli: i64,
+    /// The most MiB of memory one point may carry.
+    pub max_point_mem_mib: i64,
+    /// Days an `Idempotency-Key` is remembered (at least 35).
+    pub idempotency_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub addr: ListenAddr,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace_secs: u64,
+    /// A request's head must arrive within this long of its first byte (of the connection's
+    /// opening, for the first request).
+    pub header_timeout_ms: u64,
+    /// A keep-alive connection with no traffic for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// The longest a request may take once its head has arrived (body included): 408 after.
+    pub request_timeout_ms: u64,
+    /// The most connections open at once; further ones are answered 503 and closed. Kept below
+    /// the process's file descriptor limit whatever is set here.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbConfig {
+    #[serde(serialize_with = "redact_password")]
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub read_cache_ttl_ms: u64,
+    pub read_cache_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub require: bool,
+    #[serde(default, deserialize_with = "optional_signing_key", skip_serializing_if = "Option::is_none")]
+    pub jwt_signing_key: Option<SigningKey>,
+    pub max_token_ttl_minutes: u32,
+    /// Tokens living longer than this (`exp` − `iat`) are refused, whoever signed them.
+    pub max_token_lifetime_minutes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsConfig {
+    #[serde(default, deserialize_with = "optional_kms_key", skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<KmsKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+    /// A file to append the log to; empty: standard error.
+    pub file: PathBuf,
+}
+
+/// The platform policy in force until one is stored with `PUT /v1/platform/policy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(deserialize_with = "comma_list")]
+    pub image_allowlist: Vec<String>,
+    #[serde(deserialize_with = "comma_list")]
+    pub egress_baseline: Vec<String>,
+    pub quota_max_requests_cpu: String,
+    pub quota_max_requests_memory: String,
+}
+
+/// A list given as a TOML array or, from the environment, as comma-separated text.
+fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Text(String),
+        Items(Vec<String>),
+    }
+    Ok(match List::deserialize(deserializer)? {
+        List::Text(text) => {
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        }
+        List::Items(items) => items,
+    })
+}
+
+/// The WebAssembly plugin host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// A directory with `<slot>.wasm` files that replace the built-in plugins; empty: none.
+    pub dir: PathBuf,
+    /// Longest a plugin call may run, in milliseconds, unless its slot says otherwise.
+    pub deadline_ms: u64,
+    /// Most memory one plugin call may use, in MiB, unless its slot says otherwise.
+    pub memory_mib: u64,
+    /// Largest output (reasons, invoice lines, messages) a call may return, in bytes.
+    pub max_output_bytes: usize,
+    /// Plugin calls running at once; further calls wait.
+    pub max_concurrent_calls: usize,
+    /// Largest component accepted by `PUT /v1/platform/plugins/{slot}`, in bytes.
+    pub max_upload_bytes: usize,
+    /// How often each replica checks the database and `dir` for new plugins, in milliseconds.
+    pub sync_interval_ms: u64,
+    pub image_policy: SlotConfig,
+    pub pricing: SlotConfig,
+    pub admission: SlotConfig,
+}
+
+/// Per-slot overrides of the plugin limits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: DEFAULT_PROFILE.to_owned(),
+            strict: false,
+            data_dir: PathBuf::from(".kubeop"),
+            http: HttpConfig {
+                addr: ListenAddr::parse("localhost:18080").expect("a literal address"),
+                body_limit_bytes: 1024 * 1024,
+                shutdown_grace_secs: 20,
+                header_timeout_ms: 5_000,
+                idle_timeout_ms: 60_000,
+                request_timeout_ms: 30_000,
+                max_connections: 4096,
+            },
+            db: DbConfig {
+                url: String::new(),
+                max_connections: 16,
+                acquire_timeout_secs: 5,
+                read_cache_ttl_ms: 1000,
+                read_cache_capacity: 100_000,
+            },
+            auth: AuthConfig {
+                require: true,
+                jwt_signing_key: None,
+                max_token_ttl_minutes: 10_080,
+                max_token_lifetime_minutes: 43_200,
+            },
+            kms: KmsConfig { master_key: None },
+            log: LogConfig { format: LogFormat::Pretty, filter: "info".into(), file: PathBuf::new() },
+            policy: PolicyConfig::default(),
+            billing: BillingConfig {
+                rate_cpu_milli: "0".into(),
+                rate_mem_mib: "0".into(),
+                currency: "USD".into(),
+                precision: 2,
+                max_age_days: 35,
+                max_future_secs: 300,
+                max_batch_points: 10_000,
+                max_point_cpu_milli: 1_000_000_000,
+                max_point_mem_mib: 1_000_000_000,
+                idempotency_days: 35,
+            },
+            plugins: PluginsConfig {
+                dir: PathBuf::new(),
+                deadline_ms: 50,
+                memory_mib: 32,
+                max_output_bytes: 64 * 1024,
+                max_concurrent_calls: 16,
+                max_upload_bytes: 16 * 1024 * 1024,
+                sync_interval_ms: 1000,
+                image_policy: SlotConfig::default(),
+                pricing: SlotConfig::default(),
+                admission: SlotConfig::default(),
+            },
+        }
+    }
+}
+
+/// Why the configuration cannot be used, as one line that names the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// The value of `key` (`section.key`) is unusable: the message names its variable. For the
+    /// owners of a setting, which check what only they understand.
+    pub fn invalid(key: &str, why: impl std::fmt::Display) -> Self {
+        Self(format!("{}: {why}", env_name(key)))
+    }
+}
+
+impl Config {
+    /// Reads every layer. `dir` holds `default.toml` and the profile files; when it does not exist
+    /// the copies built into the binary are used (for the shipped profiles).
+    pub fn load(dir: &Path, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let profile = match std::env::var("KUBEOP_PROFILE") {
+            Ok(name) if !name.is_empty() => name,
+            _ => DEFAULT_PROFILE.to_owned(),
+        };
+        Self::load_from(dir, &profile, file, Environment::from_process())
+    }
+
+    /// The configuration `profile` gives with `variables` as the environment, for tools that
+    /// run a server exactly as a profile configures it (the benchmarks).
+    pub fn load_profile(dir: &Path, profile: &str, variables: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let vars = variables.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self::load_from(dir, profile, None, Environment::new(vars))
+    }
+
+    fn load_from(
+        dir: &Path,
+        profile: &str,
+        file: Option<&Path>,
+        env: Environment,
+    ) -> Result<Self, ConfigError> {
+        let valid_name = !profile.is_empty()
+            && profile.len() <= 63
+            && profile.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid_name {
+            return Err(ConfigError(format!(
+                "KUBEOP_PROFILE: `{profile}` is not a profile name (lower-case letters, digits, `-` and `_`)"
+            )));
+        }
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(layer(dir, "default")?)
+            .merge(layer(dir, profile)?);
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError(format!("--config: no file at {}", file.display())));
+            }
+            figment = figment.merge(TomlText::file(file));
+        }
+        // Lossy: a number or a boolean a setting needs is read from the text that gives it.
+        let mut config: Config = figment.merge(env).extract_lossy().map_err(describe)?;
+        config.profile = profile.to_owned();
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rules that involve more than one key, and the safeguards of a strict profile.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.strict {
+            let refuse = |key: &str, why: String| {
+                Err(ConfigError::invalid(key, format!("the {} profile {why} (it is strict)", self.profile)))
+            };
+            if !self.auth.require {
+                return refuse("auth.require", "refuses to run with auth off".into());
+            }
+            if self.auth.jwt_signing_key.is_none() {
+                return refuse(
+                    "auth.jwt_signing_key",
+                    format!("needs a signing key (base64 of at least {MIN_SIGNING_KEY_BYTES} random bytes)"),
+                );
+            }
+            if self.log.format != LogFormat::Json {
+                return refuse("log.format", "logs JSON for the log collectors, not `pretty`".into());
+            }
+        }
+        if self.auth.max_token_ttl_minutes == 0 {
+            return Err(ConfigError::invalid("auth.max_token_ttl_minutes", "must be at least 1"));
+        }
+        if self.auth.max_token_lifetime_minutes < self.auth.max_token_ttl_minutes {
+            return Err(ConfigError::invalid(
+                "auth.max_token_lifetime_minutes",
+                "must be at least auth.max_token_ttl_minutes (tokens the server mints must be accepted)",
+            ));
+        }
+        for (key, value) in [
+            ("http.header_timeout_ms", self.http.header_timeout_ms),
+            ("http.idle_timeout_ms", self.http.idle_timeout_ms),
+            ("http.request_timeout_ms", self.http.request_timeout_ms),
+            ("http.max_connections", self.http.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.db.max_connections == 0 {
+            return Err(ConfigError::invalid("db.max_connections", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The database to open: the configured URL, or an SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.db.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("kubeop.db").display())
+        } else {
+            self.db.url.clone()
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = serde_json::to_value(self).expect("the configuration serialises");
+        shown
+            .as_object_mut()
+            .expect("a struct is an object")
+            .insert("profile".into(), self.profile.clone().into());
+        let serde_json::Value::Object(fields) = shown else { unreachable!("a struct is an object") };
+        let mut document = toml_edit::DocumentMut::new();
+        // Plain keys first, then one table per section, as a person would write the file.
+        for (key, value) in fields.iter().filter(|(_, v)| !v.is_object()) {
+            if let Some(value) = toml_value(value) {
+                document[key.as_str()] = toml_edit::value(value);
+            }
+        }
+        for (key, value) in fields.iter().filter(|(_, v)| v.is_object()) {
+            document[key.as_str()] = toml_edit::Item::Table(toml_table(value));
+        }
+        document.to_string()
+    }
+}
+
+fn toml_table(value: &serde_json::Value) -> toml_edit::Table {
+    let mut table = toml_edit::Table::new();
+    for (key, value) in value.as_object().into_iter().flatten() {
+        if value.is_object() {
+            table.insert(key, toml_edit::Item::Table(toml_table(value)));
+        } else if let Some(value) = toml_value(value) {
+            table.insert(key, toml_edit::value(value));
+        }
+    }
+    table
+}
+
+/// A JSON scalar or array as TOML; `None` for null (TOML has no null: the key is left out).
+fn toml_value(value: &serde_json::Value) -> Option<toml_edit::Value> {
+    Some(match value {
+        serde_json::Value::Null => return None,
+        serde_json::Value::Bool(b) => (*b).into(),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64().unwrap_or_default().into(),
+        },
+        serde_json::Value::String(s) => s.as_str().into(),
+        serde_json::Value::Array(items) => {
+            items.iter().filter_map(toml_value).collect::<toml_edit::Array>().into()
+        }
+        serde_json::Value::Object(_) => toml_edit::Value::InlineTable(toml_table(value).into_inline_table()),
+    })
+}
+
+/// `<dir>/<name>.toml`; without the directory, the copy built into the binary. A profile with
+/// no file is refused, naming the file looked for.
+fn layer(dir: &Path, name: &str) -> Result<TomlText, ConfigError> {
+    let path = dir.join(format!("{name}.toml"));
+    if dir.is_dir() {
+        if !path.is_file() {
+            return Err(ConfigError(format!(
+                "KUBEOP_PROFILE: no file {} for the profile `{name}`",
+                path.display()
+            )));
+        }
+        return Ok(TomlText::file(&path));
+    }
+    match EMBEDDED.iter().find(|(shipped, _)| *shipped == name) {
+        Some((_, text)) => Ok(TomlText::shipped(name, text)),
+        None => Err(ConfigError(format!(
+            "KUBEOP_PROFILE: no file {} for the profile `{name}` (and it is not one built into the binary: {})",
+            path.display(),
+            EMBEDDED.iter().filter(|(n, _)| *n != "default").map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn describe(error: figment::Error) -> ConfigError {
+    let error = error.into_iter().next().expect("a figment error holds at least one error");
+    let path = error.path.join(".");
+    let source = error.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+    let place = if path.is_empty() { source } else { format!("{} ({path}, from {source})", env_name(&path)) };
+    ConfigError(format!("{place}: {}", error.kind))
+}
+
+/// Where the manager listens. Accepts `host:port`, `ip:port` and Go's `:port` (all interfaces).
+#[derive(Debug, Clone)]
+pub struct ListenAddr {
+    written: String,
+    resolved: SocketAddr,
+}
+
+impl ListenAddr {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let spelled = if raw.starts_with(':') { format!("0.0.0.0{raw}") } else { raw.to_owned() };
+        let candidates: Vec<SocketAddr> = spelled
+            .to_socket_addrs()
+            .map_err(|e| format!("`{raw}` is not an address to listen on (host:port): {e}"))?
+            .collect();
+        // `localhost` resolves to ::1 and 127.0.0.1; IPv4 keeps `curl 127.0.0.1:…` working too.
+        let resolved = candidates
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(candidates.first())
+            .copied()
+            .ok_or_else(|| format!("`{raw}` resolves to no address"))?;
+        Ok(Self { written: raw.to_owned(), resolved })
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.resolved
+    }
+}
+
+impl Serialize for ListenAddr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.written)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        ListenAddr::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        Environment::new(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    /// A config directory holding the shipped files plus `extra` (name, text).
+    fn config_dir(extra: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in EMBEDDED.iter().chain(extra) {
+            std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+        }
+        dir
+    }
+
+    fn load(dir: &Path, profile: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load_from(dir, profile, None, env(vars))
+    }
+
+    #[test]
+    fn shipped_default_toml_matches_the_compiled_defaults() {
+        let from_file: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(TomlText::shipped("default", EMBEDDED[0].1))
+            .extract_lossy()
+            .unwrap();
+        let expected = Config { profile: from_file.profile.clone(), ..Config::default() };
+        assert_eq!(serde_json::to_value(&from_file).unwrap(), serde_json::to_value(expected).unwrap());
+    }
+
+    #[test]
+    fn seed_variables_are_read_as_their_own_text() {
+        let dir = config_dir(&[]);
+        let config = load(
+            dir.path(),
+            "development",
+            &[
+                ("KUBEOP_RATE_CPU_MILLI", "0.01"),
+                ("KUBEOP_RATE_MEM_MIB", "0.001"),
+                ("KUBEOP_QUOTA_MAX_REQUESTS_CPU", "4"),
+                ("KUBEOP_QUOTA_MAX_REQUESTS_MEMORY", "8Gi"),
+                ("KUBEOP_IMAGE_ALLOWLIST", "docker.io,ghcr.io"),
+                ("KUBEOP_EGRESS_BASELINE", "10.0.0.0/8,172.16.0.0/12"),
+                ("KUBEOP_REQUIRE_AUTH", "false"),
+                ("KUBEOP_DB__MAX_CONNECTIONS", "32"),
+                ("KUBEOP_BILLING__PRECISION", "3"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.billing.rate_cpu_milli, "0.01");
+        assert_eq!(config.billing.rate_mem_mib, "0.001");
+        assert_eq!(config.policy.quota_max_requests_cpu, "4");
+        assert_eq!(config.policy.quota_max_requests_memory, "8Gi");
+        assert_eq!(config.policy.image_allowlist, ["docker.io", "ghcr.io"]);
+        assert_eq!(config.policy.egress_baseline, ["10.0.0.0/8", "172.16.0.0/12"]);
+        assert!(!config.auth.require);
+        assert_eq!(config.db.max_connections, 32);
+        assert_eq!(config.billing.precision, 3);
+        // Text that is not a decimal stays text, for its owner to refuse by name.
+        let config = load(dir.path(), "development", &[("KUBEOP_RATE_CPU_MILLI", "1e-3")]).unwrap();
+        assert_eq!(config.billing.rate_cpu_milli, "1e-3");
+    }
+
+    #[test]
+    fn toml_numbers_are_kept_as_written() {
+        let dir = config_dir(&[]);
+        let file = dir.path().join("extra.toml");
+        std::fs::write(
+            &file,
+            "[billing]\nrate_cpu_milli = 0.010\nrate_mem_mib = 1e-3\nprecision = 4\n\
+             [policy]\nquota_max_requests_cpu = 4\n",
+        )
+        .unwrap();
+        let config = Config::load_from(dir.path(), "development", Some(&file), env(&[])).unwrap();
+        assert_eq!(config.billing.rate_cpu_milli, "0.010");
+        assert_eq!(config.billing.rate_mem_mib, "1e-3");
+        assert_eq!(config.billing.precision, 4);
+        assert_eq!(config.policy.quota_max_requests_cpu, "4");
+    }
+
+    #[test]
+    fn a_typed_setting_that_does_not_parse_names_its_variable() {
+        let dir = config_dir(&[]);
+        let error = load(dir.path(), "development", &[("KUBEOP_DB__MAX_CONNECTIONS", "many")]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid configuration: KUBEOP_DB__MAX_CONNECTIONS"),
+            "{error}"
+        );
+        let error = load(dir.path(), "development", &[("KUBEOP_REQUIRE_AUTH", "perhaps")]).unwrap_err();
+        assert!(error.to_string().contains("KUBEOP_REQUIRE_AUTH"), "{error}");
+    }
+
+    #[test]
+    fn any_profile_with_a_file_loads_and_strictness_is_its_choice() {
+        let staging = "strict = true\n[log]\nformat = \"json\"\n";
+        let qa = "[auth]\nrequire = false\n";
+        let dir = config_dir(&[("staging", staging), ("qa", qa)]);
+        let key = ("KUBEOP_JWT_SIGNING_KEY", "a2V5LWZvci10aGUtY29uZmlnLXRlc3RzLWEta2V5LWZvci10aGU=");
+
+        // qa is not strict: auth may be off, keys are generated.
+        let qa = load(dir.path(), "qa", &[]).unwrap();
+        assert_eq!(qa.profile, "qa");
+        assert!(!qa.strict && !qa.auth.require);
+
+        // staging is as strict as production: auth on, a key, JSON logs.
+        let error = load(dir.path(), "staging", &[("KUBEOP_REQUIRE_AUTH", "false"), key]).unwrap_err();
+        assert!(error.to_string().contains("KUBEOP_REQUIRE_AUTH: the staging profile refuses"), "{error}");
+        let error = load(dir.path(), "staging", &[]).unwrap_err();
+        assert!(error.to_string().contains("KUBEOP_JWT_SIGNING_KEY"), "{error}");
+        let error = load(dir.path(), "staging", &[key, ("KUBEOP_LOG__FORMAT", "pretty")]).unwrap_err();
+        assert!(error.to_string().contains("KUBEOP_LOG__FORMAT"), "{error}");
+        let staging = load(dir.path(), "staging", &[key]).unwrap();
+        assert!(staging.strict && staging.auth.require);
+        assert!(staging.kms_key().unwrap().is_none(), "a strict profile generates no keys");
+
+        // The shipped production profile opts in.
+        let production = load(dir.path(), "production", &[key]).unwrap();
+        assert!(production.strict);
+    }
+
+    #[test]
+    fn a_profile_without_a_file_names_the_file() {
+        let dir = config_dir(&[]);
+        let error = load(dir.path(), "staging", &[]).unwrap_err().to_string();
+        let expected = dir.path().join("staging.toml");
+        assert!(error.contains(&format!("no file {}", expected.display())), "{error}");
+        assert!(load(dir.path(), "../etc", &[]).unwrap_err().to_string().contains("not a profile name"));
+        // Without a config directory only the built-in profiles exist.
+        let missing = dir.path().join("nowhere");
+        assert!(
+            load(
+                &missing,
+                "production",
+                &[("KUBEOP_JWT_SIGNING_KEY", "a2V5LWZvci10aGUtY29uZmlnLXRlc3RzLWEta2V5LWZvci10aGU=")]
+            )
+            .is_ok()
+        );
+        let error = load(&missing, "staging", &[]).unwrap_err().to_string();
+        assert!(error.contains("staging.toml") && error.contains("development, production"), "{error}");
+    }
+
+    #[test]
+    fn printed_configuration_is_toml_without_secrets() {
+        let dir = config_dir(&[]);
+        let config = load(
+            dir.path(),
+            "development",
+            &[
+                ("KUBEOP_DB_URL", "postgres://kubeop:p@ssWORD@db:5432/kubeop?password=QueryPw"),
+                ("KUBEOP_JWT_SIGNING_KEY", "a2V5LWZvci10aGUtY29uZmlnLXRlc3RzLWEta2V5LWZvci10aGU="),
+            ],
+        )
+        .unwrap();
+        let text = config.to_redacted_toml();
+        for secret in ["ssWORD", "QueryPw", "a2V5LWZvci10aGUtY29uZmlnLXRlc3RzLWEta2V5LWZvci10aGU="] {
+            assert!(!text.contains(secret), "{secret} in\n{text}");
+        }
+        let parsed: toml_edit::DocumentMut = text.parse().unwrap();
+        assert_eq!(parsed["profile"].as_str(), Some("development"));
+        assert_eq!(parsed["db"]["max_connections"].as_integer(), Some(16));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(ListenAddr::parse(":18080").unwrap().socket_addr().to_string(), "0.0.0.0:18080");
+        assert_eq!(
+            ListenAddr::parse("localhost:18080").unwrap().socket_addr().to_string(),
+            "127.0.0.1:18080"
+        );
+        assert_eq!(ListenAddr::parse("[::1]:80").unwrap().socket_addr().to_string(), "[::1]:80");
+        for bad in ["18080", "localhost", "127.0.0.1:99999", "no such host:1"] {
+            assert!(ListenAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_names_follow_the_seed_then_the_section_rule() {
+        assert_eq!(env_name("http.addr"), "KUBEOP_HTTP_ADDR");
+        assert_eq!(env_name("auth.jwt_signing_key"), "KUBEOP_JWT_SIGNING_KEY");
+        assert_eq!(env_name("db.max_connections"), "KUBEOP_DB__MAX_CONNECTIONS");
+    }
+
+    #[test]
+    fn passwords_are_redacted_wherever_they_appear() {
+        assert_eq!(redacted_url("postgres://u:pw@h:5432/db"), "postgres://u:<redacted>@h:5432/db");
+        // The password itself contains `@`: the user info ends at the last one.
+        assert_eq!(
+            redacted_url("postgres://postgres:p@ssWORD@host/db"),
+            "postgres://postgres:<redacted>@host/db"
+        );
+        assert_eq!(
+            redacted_url("postgres://postgres@host/db?password=QueryPw&sslmode=require"),
+            "postgres://postgres@host/db?password=<redacted>&sslmode=require"
+        );
+        assert_eq!(redacted_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redacted_url("sqlite://x.db?mode=rwc"), "sqlite://x.db?mode=rwc");
+        assert!(!redacted_url("postgres://u:se cret@[::1").contains("se cret"));
+    }
+}

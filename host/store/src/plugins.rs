@@ -1,0 +1,87 @@
+//! Plugins uploaded through the admin API, one per slot, shared by every replica.
+
+use chrono::{DateTime, Utc};
+
+use crate::changes::Change;
+use crate::{Store, StoreError, on_pool};
+
+/// One slot's upload, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PluginUpload {
+    pub slot: String,
+    pub sha256: String,
+    pub uploaded_at: DateTime<Utc>,
+    pub uploaded_by: String,
+}
+
+impl Store {
+    /// Every slot's upload: hash, time and uploader (not the bytes; they are read on change).
+    pub async fn plugin_uploads(&self) -> Result<Vec<PluginUpload>, StoreError> {
+        self.timed("plugins.list", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_as::<_, PluginUpload>(
+                "SELECT slot, sha256, uploaded_at, uploaded_by FROM plugins"
+            )
+            .fetch_all(pool)
+            .await)?)
+        })
+        .await
+    }
+
+    pub async fn plugin_bytes(&self, slot: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.timed("plugins.get", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_scalar(
+                "SELECT component FROM plugins WHERE slot = $1"
+            )
+            .bind(slot)
+            .fetch_optional(pool)
+            .await)?)
+        })
+        .await
+    }
+
+    pub async fn put_plugin(
+        &self,
+        slot: &str,
+        sha256: &str,
+        component: &[u8],
+        uploaded_at: DateTime<Utc>,
+        uploaded_by: &str,
+    ) -> Result<(), StoreError> {
+        self.timed("plugins.put", async {
+            on_pool!(self.write, |pool| sqlx::query(
+                "INSERT INTO plugins (slot, sha256, component, uploaded_at, uploaded_by) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (slot) DO UPDATE SET sha256 = excluded.sha256, component = excluded.component, \
+                 uploaded_at = excluded.uploaded_at, uploaded_by = excluded.uploaded_by"
+            )
+            .bind(slot)
+            .bind(sha256)
+            .bind(component)
+            .bind(uploaded_at)
+            .bind(uploaded_by)
+            .execute(pool)
+            .await
+            .map(drop))?;
+            Ok(())
+        })
+        .await?;
+        self.changed(&[Change::Plugins]).await;
+        Ok(())
+    }
+
+    /// Removes a slot's upload; `false` when it had none.
+    pub async fn delete_plugin(&self, slot: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .timed("plugins.delete", async {
+                let deleted =
+                    on_pool!(self.write, |pool| sqlx::query("DELETE FROM plugins WHERE slot = $1")
+                        .bind(slot)
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected()))?;
+                Ok(deleted > 0)
+            })
+            .await?;
+        self.changed(&[Change::Plugins]).await;
+        Ok(deleted)
+    }
+}
