@@ -98,11 +98,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers a connection over the limit without reading from it, and closes it.
+/// Answers a connection over the limit without handling its request, and closes it.
 async fn refuse(mut stream: TcpStream) {
+    use tokio::io::AsyncReadExt;
     tracing::warn!("connection limit reached; refusing a connection");
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
     let _ = stream.shutdown().await;
+    // Closing a socket with unread request bytes would reset it, and the client could lose the
+    // answer: read (and drop) what it sent until it closes too, for half a second at most.
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 async fn serve_connection(
@@ -127,7 +135,8 @@ async fn serve_connection(
     });
     let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
     tokio::pin!(connection);
-    let tick = (limits.header_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(50));
+    // Checked eight times a timeout: a connection is closed at most an eighth late.
+    let tick = (limits.header_timeout.min(limits.idle_timeout) / 8).max(Duration::from_millis(25));
     let mut ticks = tokio::time::interval(tick);
     let mut shutting_down = *stopping.borrow();
     if shutting_down {
