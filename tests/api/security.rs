@@ -321,6 +321,12 @@ async fn loose_input_is_refused(engine: Engine) {
     let response = app.send_json(Method::POST, "/v1/tenants", &json!(["acme"])).await;
     expect_error(response, StatusCode::BAD_REQUEST, "must be a JSON object").await;
     assert_eq!(app.count_rows("tenants").await, 0);
+    // Nor is a nested one (found by the OpenAPI fuzzer): the policy is unchanged.
+    let policy = json!({"imageAllowlist": ["docker.io"], "quotaMax": [null, null]});
+    let response = app.put("/v1/platform/policy", &policy).await;
+    expect_error(response, StatusCode::BAD_REQUEST, "quotaMax").await;
+    let current = expect_json(app.get("/v1/platform/policy").await, StatusCode::OK).await;
+    assert_eq!(current["source"], "environment", "{current}");
     // A NUL in a stored string: 400 naming the field, on both engines, and nothing stored.
     let tenant = app.create_tenant("acme").await;
     let rates = json!({"cpu_milli": "0.1", "mem_mib": "0.1", "tier": "gold\u{0}x"});

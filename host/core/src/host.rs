@@ -7,11 +7,30 @@ use super::{Invalid, name::check_label};
 const MAX_HOST: usize = 253;
 
 /// A DNS name (a DNS-1123 subdomain), stored in lower case because DNS ignores case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(transparent)]
-#[schema(value_type = String, example = "web.local")]
 pub struct Hostname(String);
+
+impl utoipa::PartialSchema for Hostname {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A DNS name: dot-separated DNS-1123 labels (either case; stored in lower case), \
+                 at most 253 characters, an optional trailing dot.",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(MAX_HOST + 1))
+            .pattern(Some(
+                "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?$",
+            ))
+            .examples([serde_json::json!("web.local")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Hostname {}
 
 impl Hostname {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {

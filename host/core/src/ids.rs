@@ -33,6 +33,14 @@ pub trait ResourceId: Sized {
     fn parse(value: &str) -> Result<Self, IdError>;
 }
 
+/// A ULID as the OpenAPI document describes it: 26 characters of Crockford base32 (no I, L, O or
+/// U), in either case, the first at most `7` (128 bits). `parse` accepts exactly these.
+macro_rules! ulid_pattern {
+    () => {
+        "[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}"
+    };
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*
@@ -51,6 +59,11 @@ macro_rules! prefixed_id {
             pub fn parse(value: &str) -> Result<Self, IdError> {
                 let invalid = || IdError { kind: $kind, prefix: $prefix, value: value.to_owned() };
                 let ulid = value.strip_prefix($prefix).ok_or_else(invalid)?;
+                // A ULID is 128 bits, so its first character is at most `7`; the `ulid` crate
+                // would take a larger one and drop the overflowing bits.
+                if !ulid.starts_with(|c: char| ('0'..='7').contains(&c)) {
+                    return Err(invalid());
+                }
                 // Crockford base32 is case-insensitive; the stored spelling is lower case.
                 ulid::Ulid::from_string(&ulid.to_ascii_uppercase()).map_err(|_| invalid())?;
                 Ok(Self(value.to_ascii_lowercase()))
@@ -87,6 +100,7 @@ macro_rules! prefixed_id {
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .description(Some(concat!("A ", $kind, " id: `", $prefix, "` and a ULID.")))
+                    .pattern(Some(concat!("^", $prefix, ulid_pattern!(), "$")))
                     .examples([serde_json::json!(concat!($prefix, "01jd5x7k3q9m2n4p6r8s0t1v2w"))])
                     .into()
             }
@@ -133,5 +147,25 @@ mod tests {
         assert!(TenantId::parse("").is_err());
         let upper = project.as_str().to_ascii_uppercase().replacen("P_", "p_", 1);
         assert_eq!(ProjectId::parse(&upper).unwrap(), project);
+    }
+
+    /// The document's pattern and `parse` agree on every character, in the first place and after.
+    #[test]
+    fn the_documented_pattern_is_what_parse_accepts() {
+        let class = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz";
+        assert_eq!(
+            ulid_pattern!(),
+            "[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}",
+            "update `class` with the pattern"
+        );
+        for byte in 0x21u8..0x7f {
+            let c = byte as char;
+            let later = format!("t_0{}", c.to_string().repeat(25));
+            assert_eq!(TenantId::parse(&later).is_ok(), class.contains(c), "`{c}` after the first place");
+            let first = format!("t_{c}{}", "0".repeat(25));
+            assert_eq!(TenantId::parse(&first).is_ok(), ('0'..='7').contains(&c), "`{c}` in the first place");
+        }
+        assert!(TenantId::parse(&format!("t_{}", "0".repeat(25))).is_err(), "25 characters");
+        assert!(TenantId::parse(&format!("t_{}", "0".repeat(27))).is_err(), "27 characters");
     }
 }

@@ -9,11 +9,31 @@ const MAX_LABEL: usize = 63;
 const NAMESPACE_PREFIX: &str = "kubeop-";
 
 /// A DNS-1123 label: 1–63 characters of `a-z`, `0-9` and `-`, starting and ending alphanumeric.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(transparent)]
-#[schema(value_type = String, example = "acme")]
 pub struct Name(String);
+
+/// A DNS-1123 label as the OpenAPI document describes it; `check_label` accepts exactly these.
+pub(crate) const LABEL_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+
+impl utoipa::PartialSchema for Name {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A DNS-1123 label: 1–63 characters of `a-z`, `0-9` and `-`, starting and ending \
+                 with a letter or digit.",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(MAX_LABEL))
+            .pattern(Some(LABEL_PATTERN))
+            .examples([serde_json::json!("acme")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Name {}
 
 impl Name {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiError, ApiErrors, Result, invalid_field};
+use super::error::{ApiError, ApiErrors, BodyErrors, Result, invalid_field};
 use super::extract::{Json, PageParams, PathId, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
@@ -30,9 +30,10 @@ impl Identified for App {
 #[serde(deny_unknown_fields)]
 struct CreateApp {
     #[serde(rename = "projectID", alias = "projectId", alias = "project_id", alias = "ProjectID")]
+    #[schema(value_type = ProjectId)]
     project_id: String,
     #[serde(alias = "Name")]
-    #[schema(example = "web")]
+    #[schema(value_type = Name, example = "web")]
     name: String,
     /// An image reference; `nginx` means `docker.io/library/nginx:latest`.
     #[serde(alias = "Image")]
@@ -40,7 +41,7 @@ struct CreateApp {
     image: String,
     /// Public host name (optional).
     #[serde(alias = "Host")]
-    #[schema(example = "web.local")]
+    #[schema(value_type = Option<Hostname>, example = "web.local")]
     host: Option<String>,
 }
 
@@ -49,13 +50,16 @@ struct CreateApp {
 #[serde(deny_unknown_fields)]
 struct UpdateApp {
     #[serde(rename = "ID", alias = "id")]
+    #[schema(value_type = AppId)]
     id: String,
     #[serde(rename = "Name", alias = "name")]
+    #[schema(value_type = Option<Name>)]
     name: Option<String>,
     #[serde(rename = "Image", alias = "image")]
     #[schema(example = "docker.io/library/nginx:1.26")]
     image: Option<String>,
     #[serde(rename = "Host", alias = "host")]
+    #[schema(value_type = Option<Hostname>)]
     host: Option<String>,
 }
 
@@ -63,7 +67,7 @@ struct UpdateApp {
 struct ListParams {
     /// Only this project's apps (required for tenant- and project-role tokens).
     #[serde(rename = "projectID", alias = "projectId", alias = "project_id")]
-    #[param(rename = "projectID")]
+    #[param(rename = "projectID", value_type = Option<ProjectId>)]
     project_id: Option<String>,
 }
 
@@ -90,7 +94,7 @@ async fn check_image(
 
 /// Create an app in a project (admin, the owning tenant, or a project-role token for it).
 #[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
-    responses((status = 200, description = "The new app", body = App), ApiErrors))]
+    responses((status = 200, description = "The new app", body = App), ApiErrors, BodyErrors))]
 async fn create_app(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,8 +131,8 @@ async fn list_apps(
 }
 
 /// Get an app (admin, the owning tenant, or a project-role token for its project).
-#[utoipa::path(get, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path, description = "App id")),
-    responses((status = 200, body = App), ApiErrors))]
+#[utoipa::path(get, path = "/v1/apps/{id}", tag = "apps", params(("id" = AppId, Path, description = "App id")),
+    responses((status = 200, description = "The app", body = App), ApiErrors))]
 async fn get_app(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,7 +145,7 @@ async fn get_app(
 
 /// Update an app's name, image or host (admin).
 #[utoipa::path(put, path = "/v1/apps", tag = "apps", request_body = UpdateApp,
-    responses((status = 204, description = "Updated"), ApiErrors))]
+    responses((status = 204, description = "Updated"), ApiErrors, BodyErrors))]
 async fn update_app(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,7 +170,7 @@ async fn update_app(
 }
 
 /// Delete an app (admin).
-#[utoipa::path(delete, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path, description = "App id")),
+#[utoipa::path(delete, path = "/v1/apps/{id}", tag = "apps", params(("id" = AppId, Path, description = "App id")),
     responses((status = 204, description = "Deleted"), ApiErrors))]
 async fn delete_app(
     State(state): State<AppState>,

@@ -62,14 +62,27 @@ pub enum ApiErrors {
     Forbidden(ErrorBody),
     #[response(status = 404, description = "No such resource")]
     NotFound(ErrorBody),
+    #[response(status = 408, description = "The request took longer than `http.request_timeout_secs`")]
+    RequestTimeout(ErrorBody),
     #[response(status = 409, description = "Conflicts with an existing resource (a duplicate name or host)")]
     Conflict(ErrorBody),
-    #[response(status = 413, description = "Request body over the limit (1 MiB by default)")]
-    PayloadTooLarge(ErrorBody),
     #[response(status = 500, description = "Server error; details are only in the server log")]
     Internal(ErrorBody),
     #[response(status = 503, description = "A dependency (the database) is unavailable")]
     Unavailable(ErrorBody),
+}
+
+/// The further error answers of an endpoint that reads a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    #[response(
+        status = 413,
+        description = "Request body over the limit (`http.body_limit_bytes`, 1 MiB by default)"
+    )]
+    PayloadTooLarge(ErrorBody),
+    #[response(status = 415, description = "The body is not sent with `Content-Type: application/json`")]
+    UnsupportedMediaType(ErrorBody),
 }
 
 impl ApiError {

@@ -37,6 +37,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// For a struct field that holds a struct: read it only from a JSON object, as [`Json`] does the
+/// body (`#[serde(deserialize_with = "object")]`).
+pub fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+    T::deserialize(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
+}
+
 /// `application/json`, or any `application/*+json`, with or without parameters.
 pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -92,6 +103,7 @@ impl<T: ResourceId + Send, S: Send + Sync> FromRequestParts<S> for PathId<T> {
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
     /// Page size, 1–1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The `x-next-cursor` of the previous page.
     after: Option<String>,

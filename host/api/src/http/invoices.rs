@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 struct InvoiceParams {
     /// The month, `YYYY-MM` (UTC); default the current one.
-    #[param(example = "2026-11")]
+    #[param(example = "2026-11", pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     period: Option<String>,
 }
 
@@ -82,8 +82,8 @@ struct UsageBody {
 /// A tenant's invoice for a month (admin, or the tenant itself). A failing pricing plugin
 /// answers 503 with the reason.
 #[utoipa::path(get, path = "/v1/invoices/{tenantID}", tag = "billing",
-    params(("tenantID" = String, Path, description = "Tenant id"), InvoiceParams),
-    responses((status = 200, body = InvoiceBody), ApiErrors))]
+    params(("tenantID" = TenantId, Path, description = "Tenant id"), InvoiceParams),
+    responses((status = 200, description = "The invoice for the period, priced by the pricing plugin", body = InvoiceBody), ApiErrors))]
 async fn get_invoice(
     State(state): State<AppState>,
     caller: Caller,

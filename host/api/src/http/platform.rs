@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiErrors, Result, invalid_field};
+use super::error::{ApiError, ApiErrors, BodyErrors, ErrorBody, Result, invalid_field};
 use super::extract::{Json, read_body};
 use crate::auth::{self, Caller};
 use kubeop_core::{PlatformPolicy, Quantity, QuotaMax};
@@ -34,7 +34,7 @@ struct PolicyBody {
     #[serde(default)]
     #[schema(example = json!(["10.0.0.0/8", "172.16.0.0/12"]))]
     egress_baseline: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::object")]
     quota_max: QuotaMaxBody,
     /// `database` once a policy was PUT, else `environment` (configuration). Ignored in a PUT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +98,7 @@ impl PolicyBody {
 
 /// The platform policy in force and where it comes from (admin).
 #[utoipa::path(get, path = "/v1/platform/policy", tag = "platform",
-    responses((status = 200, body = PolicyBody), ApiErrors))]
+    responses((status = 200, description = "The policy in force and where it comes from", body = PolicyBody), ApiErrors))]
 async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<PolicyBody>> {
     auth::require_admin(&caller)?;
     let effective = state.policy.effective();
@@ -117,7 +117,7 @@ async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<axu
 /// Replace the platform policy (admin). It applies to this replica's next request, and to the
 /// others' within milliseconds on PostgreSQL (at most `plugins.sync_interval_ms` in any case).
 #[utoipa::path(put, path = "/v1/platform/policy", tag = "platform", request_body = PolicyBody,
-    responses((status = 204, description = "Stored"), ApiErrors))]
+    responses((status = 204, description = "Stored"), ApiErrors, BodyErrors))]
 async fn put_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -133,7 +133,7 @@ async fn put_policy(
 
 /// What each plugin slot runs on this replica, with call statistics (admin).
 #[utoipa::path(get, path = "/v1/platform/plugins", tag = "platform",
-    responses((status = 200, body = Vec<PluginStatus>), ApiErrors))]
+    responses((status = 200, description = "Each slot with the plugin in force", body = Vec<PluginStatus>), ApiErrors))]
 async fn list_plugins(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,13 +148,26 @@ fn slot(raw: &str) -> Result<SlotKind> {
     })
 }
 
+/// An uploaded component's bytes (documentation of the upload body).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct Component(Vec<u8>);
+
 /// Upload a component for a slot (admin). It is compiled, checked against the slot's world and
 /// self-checked before it replaces the active one, on this replica at once and on the others
 /// within `plugins.sync_interval_ms`. A refused component changes nothing.
 #[utoipa::path(put, path = "/v1/platform/plugins/{slot}", tag = "platform",
     params(("slot" = String, Path, description = "image-policy, pricing or admission")),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component (wasm32-wasip2)"),
-    responses((status = 200, description = "Now active", body = PluginStatus), ApiErrors))]
+    request_body(
+        content = Component, content_type = "application/octet-stream",
+        description = "The component's bytes (wasm32-wasip2); any Content-Type is taken, `application/wasm` too"
+    ),
+    responses(
+        (status = 200, description = "Now active", body = PluginStatus),
+        ApiErrors,
+        (status = 413, description = "Over `plugins.max_upload_bytes` (16 MiB by default)", body = ErrorBody),
+    ))]
 async fn upload_plugin(
     State(state): State<AppState>,
     caller: Caller,

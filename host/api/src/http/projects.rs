@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiErrors, Result, invalid_field};
+use super::error::{ApiErrors, BodyErrors, Result, invalid_field};
 use super::extract::{Json, PageParams, PathId, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
@@ -28,9 +28,10 @@ impl Identified for Project {
 #[serde(deny_unknown_fields)]
 struct CreateProject {
     #[serde(rename = "tenantID", alias = "tenantId", alias = "tenant_id", alias = "TenantID")]
+    #[schema(value_type = TenantId)]
     tenant_id: String,
     #[serde(alias = "Name")]
-    #[schema(example = "web")]
+    #[schema(value_type = Name, example = "web")]
     name: String,
 }
 
@@ -38,9 +39,10 @@ struct CreateProject {
 #[serde(deny_unknown_fields)]
 struct UpdateProject {
     #[serde(rename = "ID", alias = "id")]
+    #[schema(value_type = ProjectId)]
     id: String,
     #[serde(rename = "Name", alias = "name")]
-    #[schema(example = "web-main")]
+    #[schema(value_type = Name, example = "web-main")]
     name: String,
 }
 
@@ -48,13 +50,13 @@ struct UpdateProject {
 struct ListParams {
     /// Only this tenant's projects (required for tenant-role tokens).
     #[serde(rename = "tenantID", alias = "tenantId", alias = "tenant_id")]
-    #[param(rename = "tenantID")]
+    #[param(rename = "tenantID", value_type = Option<TenantId>)]
     tenant_id: Option<String>,
 }
 
 /// Create a project in a tenant (admin, or a tenant-role token for that tenant).
 #[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject,
-    responses((status = 200, description = "The new project", body = Project), ApiErrors))]
+    responses((status = 200, description = "The new project", body = Project), ApiErrors, BodyErrors))]
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -83,8 +85,8 @@ async fn list_projects(
 }
 
 /// Get a project (admin, the owning tenant, or a project-role token for it).
-#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, body = Project), ApiErrors))]
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = ProjectId, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = Project), ApiErrors))]
 async fn get_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,7 +107,7 @@ async fn rename(state: AppState, caller: Caller, body: UpdateProject) -> Result<
 
 /// Rename a project (admin). Its namespace keeps the name it was created with.
 #[utoipa::path(put, path = "/v1/projects", tag = "projects", request_body = UpdateProject,
-    responses((status = 204, description = "Renamed"), ApiErrors))]
+    responses((status = 204, description = "Renamed"), ApiErrors, BodyErrors))]
 async fn update_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,7 +118,7 @@ async fn update_project(
 
 /// Rename a project (admin); the same as PUT.
 #[utoipa::path(patch, path = "/v1/projects", tag = "projects", request_body = UpdateProject,
-    responses((status = 204, description = "Renamed"), ApiErrors))]
+    responses((status = 204, description = "Renamed"), ApiErrors, BodyErrors))]
 async fn patch_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,7 +128,7 @@ async fn patch_project(
 }
 
 /// Delete a project with its apps (admin).
-#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id")),
+#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(("id" = ProjectId, Path, description = "Project id")),
     responses((status = 204, description = "Deleted"), ApiErrors))]
 async fn delete_project(
     State(state): State<AppState>,

@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::schema::Schema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::error::{ApiError, ApiErrors, Result, invalid_field};
+use super::error::{ApiError, ApiErrors, BodyErrors, Result, invalid_field};
 use super::extract::{Json, PathId};
 use crate::auth::{self, Caller};
 use kubeop_core::{Percent, Rate, Rates, TenantId, parse_timestamp};
@@ -37,6 +38,36 @@ impl<'de> Deserialize<'de> for DecimalInput {
     }
 }
 
+/// A decimal the server reads digit for digit: a JSON string holding a plain decimal (no
+/// exponent), or a number literal, zero to `maximum`.
+fn decimal_schema(description: &str, example: &str, maximum: Option<f64>, nullable: bool) -> Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let schema = OneOfBuilder::new()
+        .description(Some(description))
+        .examples([serde_json::json!(example)])
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^\s*-?[0-9]+(\.[0-9]+)?\s*$")))
+        .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(maximum));
+    let schema = if nullable { schema.item(ObjectBuilder::new().schema_type(Type::Null)) } else { schema };
+    schema.build().into()
+}
+
+fn cpu_rate_schema() -> Schema {
+    decimal_schema(
+        "Price of one milli-CPU for one hour: an exact decimal, as a string or a number.",
+        "0.00004",
+        None,
+        false,
+    )
+}
+
+fn mem_rate_schema() -> Schema {
+    decimal_schema("Price of one MiB of memory for one hour.", "0.000005", None, false)
+}
+
+fn percent_schema() -> Schema {
+    decimal_schema("Percentage off the total, 0 to 100 (default 0).", "10", Some(100.0), true)
+}
+
 /// An exact decimal written as a JSON number literal.
 pub fn exact_number(value: impl std::fmt::Display) -> Box<RawValue> {
     RawValue::from_string(value.to_string()).expect("a decimal's text is a JSON number")
@@ -46,16 +77,16 @@ pub fn exact_number(value: impl std::fmt::Display) -> Box<RawValue> {
 #[serde(deny_unknown_fields)]
 struct PutRates {
     /// Price of one milli-CPU for one hour: an exact decimal, as a string or a number.
-    #[schema(value_type = String, example = "0.00004")]
+    #[schema(schema_with = cpu_rate_schema)]
     cpu_milli: DecimalInput,
     /// Price of one MiB of memory for one hour.
-    #[schema(value_type = String, example = "0.000005")]
+    #[schema(schema_with = mem_rate_schema)]
     mem_mib: DecimalInput,
     /// The tenant's pricing tier, passed to the pricing plugin.
     #[schema(example = "standard")]
     tier: Option<String>,
     /// Percentage off the total, 0 to 100 (default 0).
-    #[schema(value_type = Option<String>, example = "10")]
+    #[schema(schema_with = percent_schema)]
     discount_percent: Option<DecimalInput>,
     /// When these rates start to apply (default: now). Earlier hours keep their rates.
     #[schema(example = "2026-11-01T00:00:00Z")]
@@ -106,8 +137,8 @@ struct TenantRatesBody {
 }
 
 /// A tenant's rates (admin, or the tenant itself).
-#[utoipa::path(get, path = "/v1/tenants/{id}/rates", tag = "billing", params(("id" = String, Path, description = "Tenant id")),
-    responses((status = 200, body = TenantRatesBody), ApiErrors))]
+#[utoipa::path(get, path = "/v1/tenants/{id}/rates", tag = "billing", params(("id" = TenantId, Path, description = "Tenant id")),
+    responses((status = 200, description = "The rates in force and their history", body = TenantRatesBody), ApiErrors))]
 async fn get_rates(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,8 +165,8 @@ async fn get_rates(
 }
 
 /// Set a tenant's rates from a moment on (admin). Rates set for the same moment are replaced.
-#[utoipa::path(put, path = "/v1/tenants/{id}/rates", tag = "billing", params(("id" = String, Path, description = "Tenant id")),
-    request_body = PutRates, responses((status = 204, description = "Stored"), ApiErrors))]
+#[utoipa::path(put, path = "/v1/tenants/{id}/rates", tag = "billing", params(("id" = TenantId, Path, description = "Tenant id")),
+    request_body = PutRates, responses((status = 204, description = "Stored"), ApiErrors, BodyErrors))]
 async fn put_rates(
     State(state): State<AppState>,
     caller: Caller,

@@ -25,7 +25,7 @@ struct Health {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "service", security(()), responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "service", security(()), responses((status = 200, description = "The process is up", body = Health)))]
 async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
@@ -101,7 +101,7 @@ impl BuildInfo {
 }
 
 /// The build: `{service, version, gitCommit, buildDate}`.
-#[utoipa::path(get, path = "/version", tag = "service", security(()), responses((status = 200, body = BuildInfo)))]
+#[utoipa::path(get, path = "/version", tag = "service", security(()), responses((status = 200, description = "The build", body = BuildInfo)))]
 async fn version(State(state): State<AppState>) -> axum::Json<BuildInfo> {
     axum::Json(state.build)
 }

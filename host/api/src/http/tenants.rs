@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiErrors, Result, invalid_field};
+use super::error::{ApiErrors, BodyErrors, Result, invalid_field};
 use super::extract::{Json, PageParams, PathId, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
@@ -28,7 +28,7 @@ impl Identified for Tenant {
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
     #[serde(alias = "Name")]
-    #[schema(example = "acme")]
+    #[schema(value_type = Name, example = "acme")]
     name: String,
 }
 
@@ -36,15 +36,16 @@ struct CreateTenant {
 #[serde(deny_unknown_fields)]
 struct UpdateTenant {
     #[serde(rename = "ID", alias = "id")]
+    #[schema(value_type = TenantId)]
     id: String,
     #[serde(rename = "Name", alias = "name")]
-    #[schema(example = "acme-inc")]
+    #[schema(value_type = Name, example = "acme-inc")]
     name: String,
 }
 
 /// Create a tenant (admin).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
-    responses((status = 200, description = "The new tenant", body = Tenant), ApiErrors))]
+    responses((status = 200, description = "The new tenant", body = Tenant), ApiErrors, BodyErrors))]
 async fn create_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,8 +70,8 @@ async fn list_tenants(
 }
 
 /// Get a tenant (admin, or a tenant-role token for this tenant).
-#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "Tenant id")),
-    responses((status = 200, body = Tenant), ApiErrors))]
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = TenantId, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant", body = Tenant), ApiErrors))]
 async fn get_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,7 +83,7 @@ async fn get_tenant(
 
 /// Rename a tenant (admin). Its projects' namespaces keep their names.
 #[utoipa::path(put, path = "/v1/tenants", tag = "tenants", request_body = UpdateTenant,
-    responses((status = 204, description = "Renamed"), ApiErrors))]
+    responses((status = 204, description = "Renamed"), ApiErrors, BodyErrors))]
 async fn update_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,7 +97,7 @@ async fn update_tenant(
 }
 
 /// Delete a tenant with all its projects and apps (admin).
-#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "Tenant id")),
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = TenantId, Path, description = "Tenant id")),
     responses((status = 204, description = "Deleted"), ApiErrors))]
 async fn delete_tenant(
     State(state): State<AppState>,

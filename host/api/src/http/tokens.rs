@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::error::{ApiError, ApiErrors, Result, invalid_field};
+use super::error::{ApiError, ApiErrors, BodyErrors, Result, invalid_field};
 use super::extract::Json;
 use crate::auth::{self, Caller};
 use kubeop_core::ProjectId;
@@ -21,10 +21,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct MintProjectToken {
     #[serde(rename = "ProjectID", alias = "projectID", alias = "projectId", alias = "project_id")]
+    #[schema(value_type = ProjectId)]
     project_id: String,
     /// Lifetime in minutes, from 1 to `auth.max_token_ttl_minutes` (default 10080, 7 days).
     #[serde(rename = "TTLMinutes", alias = "ttlMinutes", alias = "ttl_minutes")]
-    #[schema(example = 60)]
+    #[schema(example = 60, minimum = 1, maximum = 10080)]
     ttl_minutes: i64,
 }
 
@@ -37,7 +38,7 @@ struct ProjectToken {
 
 /// Mint a token scoped to one project (admin).
 #[utoipa::path(post, path = "/v1/jwt/project", tag = "tokens", request_body = MintProjectToken,
-    responses((status = 200, body = ProjectToken), ApiErrors))]
+    responses((status = 200, description = "The new token", body = ProjectToken), ApiErrors, BodyErrors))]
 async fn mint_project_token(
     State(state): State<AppState>,
     caller: Caller,

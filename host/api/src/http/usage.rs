@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiErrors, ErrorBody, Result, invalid_field};
+use super::error::{ApiError, ApiErrors, BodyErrors, ErrorBody, Result, invalid_field};
 use super::extract::{Query, is_json, read_body};
 use crate::auth::{self, Caller};
 use kubeop_core::{BatchError, PointError, TenantId, UsageBatch, UsageWindow, parse_timestamp};
@@ -28,18 +28,41 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// One metered sample (documentation of the ingest body).
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct Point {
     /// RFC 3339 with a zone; the point is added into the UTC hour it falls in.
-    #[schema(example = "2026-11-28T12:00:00Z")]
+    #[schema(example = "2026-11-28T12:00:00Z", format = DateTime)]
     ts: String,
     tenant_id: TenantId,
-    /// Milli-CPU used (whole, zero or more).
-    #[schema(example = 100)]
+    /// Milli-CPU used (whole, zero to `billing.max_point_cpu_milli`).
+    #[schema(example = 100, minimum = 0, maximum = 1_000_000_000)]
     cpu_milli: i64,
-    /// MiB of memory used (whole, zero or more).
-    #[schema(example = 200)]
+    /// MiB of memory used (whole, zero to `billing.max_point_mem_mib`).
+    #[schema(example = 200, minimum = 0, maximum = 1_000_000_000)]
     mem_mib: i64,
+}
+
+/// The ingest body as the document describes it: an array of at most `billing.max_batch_points`
+/// (10,000 by default) points.
+struct Batch;
+
+impl utoipa::PartialSchema for Batch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::ToSchema;
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name(Point::name()))
+            .max_items(Some(10_000))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Batch {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::{PartialSchema, ToSchema};
+        schemas.push((Point::name().into(), Point::schema()));
+        <Point as ToSchema>::schemas(schemas);
+    }
 }
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -54,6 +77,8 @@ struct Ingested {
 #[derive(Serialize, utoipa::ToSchema)]
 struct RefusedBatch {
     error: String,
+    /// Each invalid point with its index (absent when the request as a whole was refused).
+    #[schema(required = false)]
     points: Vec<PointError>,
 }
 
@@ -70,14 +95,16 @@ fn points_refused(state: &AppState, count: usize, points: Vec<PointError>) -> Re
 /// Add usage points into their tenants' hourly buckets (admin, or a tenant-role token for its
 /// own tenant). The batch is atomic: one bad point refuses it all, naming every bad point. With
 /// an `Idempotency-Key` header, a retry answers as the first request did and adds nothing.
-#[utoipa::path(post, path = "/v1/usage/ingest", tag = "usage", request_body = Vec<Point>,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: up to 255 printable characters, remembered 35 days per tenant")),
+#[utoipa::path(post, path = "/v1/usage/ingest", tag = "usage", request_body = Batch,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "Makes retries safe: up to 255 printable characters, remembered 35 days per tenant")),
     responses(
+        ApiErrors, BodyErrors,
         (status = 200, description = "Added (or, with `Idempotent-Replayed: true`, added by an earlier request)", body = Ingested),
         (status = 400, description = "Invalid points, each with its index; nothing was written", body = RefusedBatch),
         (status = 409, description = "The Idempotency-Key was used for different points", body = ErrorBody),
         (status = 413, description = "More points than `billing.max_batch_points`", body = ErrorBody),
-        ApiErrors))]
+    ))]
 async fn ingest_usage(
     State(state): State<AppState>,
     caller: Caller,
@@ -222,11 +249,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
 struct SnapshotParams {
     /// Only this tenant's usage.
     #[serde(rename = "tenantID", alias = "tenantId", alias = "tenant_id")]
-    #[param(rename = "tenantID")]
+    #[param(rename = "tenantID", value_type = Option<TenantId>)]
     tenant_id: Option<String>,
     /// Hours starting at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Hours starting before this RFC 3339 time.
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 
@@ -247,7 +276,7 @@ struct Totals {
 
 /// Total usage, optionally of one tenant and a time range (admin).
 #[utoipa::path(get, path = "/v1/usage/snapshot", tag = "usage", params(SnapshotParams),
-    responses((status = 200, body = Snapshot), ApiErrors))]
+    responses((status = 200, description = "Hourly usage in the window", body = Snapshot), ApiErrors))]
 async fn usage_snapshot(
     State(state): State<AppState>,
     caller: Caller,
