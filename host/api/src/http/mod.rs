@@ -169,19 +169,23 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// One line per request, once it is answered: method, path, status, time taken and request
-/// id. What the handler logs on the way carries the same request id (the span).
+/// id. Whatever is logged while the request is served carries the same request id.
 async fn access_log(request: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
-    // Both are no-ops below the info level: no span, no formatting.
+    let id: Box<str> = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-")
+        .into();
+    // Below the info level the line is skipped, and nothing is formatted for it.
     if !tracing::enabled!(tracing::Level::INFO) {
-        return next.run(request).await;
+        return crate::telemetry::REQUEST_ID.scope(id, next.run(request)).await;
     }
-    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
-    let span = tracing::info_span!("request", request_id = id.unwrap_or("-"));
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let started = std::time::Instant::now();
-    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    let _entered = span.enter();
+    let response = crate::telemetry::REQUEST_ID.scope(id.clone(), next.run(request)).await;
     tracing::info!(
+        request_id = &*id,
         %method,
         path,
         status = response.status().as_u16(),
