@@ -7,7 +7,6 @@ use serde::Serialize;
 use crate::{AppId, Hostname, Name, Namespace, ProjectId, TenantId};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Tenant {
     pub id: TenantId,
     pub name: Name,
@@ -15,7 +14,6 @@ pub struct Tenant {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Project {
     pub id: ProjectId,
     pub tenant_id: TenantId,
@@ -26,7 +24,6 @@ pub struct Project {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct App {
     pub id: AppId,
     pub project_id: ProjectId,
@@ -38,4 +35,13 @@ pub struct App {
     pub image: String,
     pub host: Option<Hostname>,
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(feature = "sqlx")]
+mod rows {
+    use super::{App, Project, Tenant};
+
+    crate::from_row!(Tenant { id, name, created_at });
+    crate::from_row!(Project { id, tenant_id, name, namespace, created_at });
+    crate::from_row!(App { id, project_id, tenant_id, name, image, host, created_at });
 }

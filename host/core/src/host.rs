@@ -4,11 +4,13 @@ use serde::Serialize;
 
 use super::{Invalid, name::check_label};
 
+#[cfg(feature = "sqlx")]
+crate::sqlx_impls::text_column!(Hostname);
+
 const MAX_HOST: usize = 253;
 
 /// A DNS name (a DNS-1123 subdomain), stored in lower case because DNS ignores case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(transparent)]
 pub struct Hostname(String);
 

@@ -45,7 +45,6 @@ macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -73,6 +72,9 @@ macro_rules! prefixed_id {
                 &self.0
             }
         }
+
+        #[cfg(feature = "sqlx")]
+        crate::sqlx_impls::text_column!($name);
 
         impl ResourceId for $name {
             const KIND: &'static str = $kind;

@@ -13,6 +13,8 @@ mod name;
 mod page;
 mod policy;
 mod quantity;
+#[cfg(feature = "sqlx")]
+mod sqlx_impls;
 mod usage;
 
 pub use entities::{App, Project, Tenant};

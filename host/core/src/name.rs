@@ -5,12 +5,14 @@ use serde::Serialize;
 
 use super::Invalid;
 
+#[cfg(feature = "sqlx")]
+crate::sqlx_impls::text_column!(Name, Namespace);
+
 const MAX_LABEL: usize = 63;
 const NAMESPACE_PREFIX: &str = "kubeop-";
 
 /// A DNS-1123 label: 1–63 characters of `a-z`, `0-9` and `-`, starting and ending alphanumeric.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(transparent)]
 pub struct Name(String);
 
@@ -73,7 +75,6 @@ pub(super) fn check_label(raw: &str) -> Result<(), String> {
 
 /// The Kubernetes namespace of a project, `kubeop-<tenant>-<project>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(transparent)]
 #[schema(value_type = String, example = "kubeop-acme-web")]
 pub struct Namespace(String);

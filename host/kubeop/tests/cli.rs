@@ -267,11 +267,16 @@ fn builtin(file: &str) -> std::path::PathBuf {
 
 /// One plain HTTP/1.0 request: the status and the body.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(addr, method, path, "", body)
+}
+
+/// The same with more header lines (each ending in `\r\n`).
+fn http_with(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -354,6 +359,26 @@ fn the_seed_variables_written_as_users_write_them_start_and_price_exactly() {
     let _ = child.wait();
 }
 
+/// The production log names each request by its id, as the client sent it (JSON-escaped).
+#[test]
+fn the_access_log_names_each_request_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, lines) = serve_logged(dir.path(), &[("KUBEOP_REQUIRE_AUTH", "false")]);
+    let (status, answer) = http_with(&addr, "POST", "/v1/tenants", "x-request-id: req-\"42\"\r\n", "{}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 400, "{answer}");
+    let entries: Vec<serde_json::Value> =
+        lines.map_while(Result::ok).filter_map(|line| serde_json::from_str(&line).ok()).collect();
+    assert!(
+        entries.iter().any(|entry| entry["message"] == "request"
+            && entry["request_id"] == "req-\"42\""
+            && entry["path"] == "/v1/tenants"
+            && entry["status"] == 400),
+        "{entries:#?}"
+    );
+}
+
 #[test]
 fn plugin_check_reports_the_world_and_the_self_check() {
     let dir = tempfile::tempdir().unwrap();
@@ -413,4 +438,40 @@ fn plugin_run_calls_a_component_on_a_json_request() {
         .arg(&request));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does not fit the pricing world"), "{}", stderr(&out));
+}
+
+/// Every dependency of the binary is built with the same features by README command 1
+/// (`cargo run -p kubeop`) as by command 2 (`cargo test --workspace`), so the second command
+/// compiles none of them again. A dependency added to the tests or the benchmarks can break
+/// this; the fix is the feature list in `host/kubeop/Cargo.toml`.
+#[test]
+fn build_shares_the_test_commands_features() {
+    use std::collections::{BTreeMap, BTreeSet};
+    // Each package with the feature sets it is built with (one per platform it is built for).
+    let features = |selection: &[&str], edges: &str| -> BTreeMap<String, BTreeSet<String>> {
+        let output = Command::new(env!("CARGO"))
+            .args(["tree", "--locked", "--prefix", "none", "--format", "{p}|{f}", "-e", edges])
+            .args(selection)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo tree runs");
+        assert!(output.status.success(), "cargo tree: {}", stderr(&output));
+        let mut packages = BTreeMap::<String, BTreeSet<String>>::new();
+        for line in stdout(&output).lines() {
+            let line = line.trim_end_matches(" (*)");
+            if let Some((package, features)) = line.split_once('|') {
+                let package = package.trim_end_matches(" (proc-macro)").to_owned();
+                packages.entry(package).or_default().insert(features.to_owned());
+            }
+        }
+        packages
+    };
+    let binary = features(&["-p", "kubeop"], "normal,build");
+    let tests = features(&["--workspace"], "normal,build,dev");
+    let differ: Vec<String> = binary
+        .iter()
+        .filter(|(package, sets)| tests.get(*package).is_some_and(|other| other != *sets))
+        .map(|(package, sets)| format!("{package}: {sets:?} here, {:?} in the tests", tests[package]))
+        .collect();
+    assert!(differ.is_empty(), "features the test command turns on: {differ:#?}");
 }

@@ -8,6 +8,7 @@ pub mod apps;
 mod cache;
 pub mod changes;
 pub mod kms;
+mod migrations;
 mod namespaces;
 pub mod plugins;
 pub mod policy;
@@ -28,9 +29,6 @@ use sqlx::sqlite::{
 
 use cache::ReadCache;
 use kubeop_core::Invalid;
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 #[derive(Clone)]
 pub enum Pool {
@@ -174,8 +172,8 @@ impl Store {
     /// Applies every migration not yet applied. Safe to run from several replicas at once.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match &self.write {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
-            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Pool::Sqlite(pool) => migrations::SQLITE.run(pool).await,
+            Pool::Postgres(pool) => migrations::POSTGRES.run(pool).await,
         }
     }
 

@@ -6,13 +6,15 @@ use crate::changes::Change;
 use crate::{Store, StoreError, on_pool};
 
 /// One slot's upload, without its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginUpload {
     pub slot: String,
     pub sha256: String,
     pub uploaded_at: DateTime<Utc>,
     pub uploaded_by: String,
 }
+
+kubeop_core::from_row!(PluginUpload { slot, sha256, uploaded_at, uploaded_by });
 
 impl Store {
     /// Every slot's upload: hash, time and uploader (not the bytes; they are read on change).

@@ -14,7 +14,6 @@ pub struct StoredPolicy {
     pub updated_by: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct PolicyRow {
     image_allowlist: String,
     egress_baseline: String,
@@ -23,6 +22,15 @@ struct PolicyRow {
     updated_at: DateTime<Utc>,
     updated_by: String,
 }
+
+kubeop_core::from_row!(PolicyRow {
+    image_allowlist,
+    egress_baseline,
+    quota_max_requests_cpu,
+    quota_max_requests_memory,
+    updated_at,
+    updated_by
+});
 
 impl PolicyRow {
     /// Rows were validated when written; a row that no longer parses is a server error.

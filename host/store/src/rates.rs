@@ -14,7 +14,6 @@ pub struct TenantRates {
     pub created_by: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct RatesRow {
     effective_from: i64,
     cpu_milli: String,
@@ -24,6 +23,16 @@ struct RatesRow {
     created_at: i64,
     created_by: String,
 }
+
+kubeop_core::from_row!(RatesRow {
+    effective_from,
+    cpu_milli,
+    mem_mib,
+    tier,
+    discount_percent,
+    created_at,
+    created_by
+});
 
 impl RatesRow {
     fn into_rates(self) -> Result<TenantRates, StoreError> {

@@ -28,12 +28,14 @@ pub enum IngestOutcome {
 }
 
 /// Usage of one tenant during one hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HourlyUsage {
     pub hour: i64,
     pub cpu_milli: i64,
     pub mem_mib: i64,
 }
+
+kubeop_core::from_row!(HourlyUsage { hour, cpu_milli, mem_mib });
 
 /// A numeric overflow from either engine: PostgreSQL's `bigint out of range` (22003), or the
 /// SQLite CHECK that refuses a sum turned into a float.
