@@ -81,6 +81,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let on = [measure(&healthz)?, measure(&get)?];
     report(engine, "GET /healthz, log on", &on[0], off[0].per_second(), None);
     report(engine, "GET /v1/tenants/{id}, on", &on[1], off[1].per_second(), None);
+    // The server stops (and logs that it does) before the writer is flushed and stopped.
+    drop(server);
     drop(_guard);
     let lines = std::fs::read_to_string(&log_file)?.lines().count();
     let logged = on.iter().map(|o| o.requests).sum::<u64>();
