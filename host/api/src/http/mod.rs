@@ -184,14 +184,8 @@ async fn access_log(request: Request<axum::body::Body>, next: axum::middleware::
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let started = std::time::Instant::now();
     let response = crate::telemetry::REQUEST_ID.scope(id.clone(), next.run(request)).await;
-    tracing::info!(
-        request_id = &*id,
-        %method,
-        path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    let micros = started.elapsed().as_micros() as u64;
+    crate::telemetry::access(&id, &method, &path, response.status().as_u16(), micros);
     response
 }
 
