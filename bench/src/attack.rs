@@ -32,15 +32,7 @@ pub struct Options {
 }
 
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let binary = match &options.binary {
-        Some(binary) => binary.clone(),
-        None => std::env::current_exe()?.with_file_name("kubeop"),
-    };
-    anyhow::ensure!(
-        binary.is_file(),
-        "{} not found: build it first (cargo build --release -p kubeop -p kubeop-bench)",
-        binary.display()
-    );
+    let binary = server::binary(options.binary.as_deref())?;
     if options.only.as_deref().is_none_or(|only| only == "connections") {
         connections(&binary, &options)?;
     }
@@ -115,7 +107,7 @@ impl Drop for Target {
 }
 
 /// One `GET /healthz` on a fresh connection: its status, or 0 when none came within a second.
-fn probe(addr: SocketAddr) -> u16 {
+pub fn probe(addr: SocketAddr) -> u16 {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else { return 0 };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
     if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {

@@ -33,8 +33,9 @@ enum Bench {
     Billing(billing::Options),
     /// The security review's attacks on the real binary: held connections, oversized bodies.
     Attack(attack::Options),
-    /// The access log's cost: the production profile with its log off, then on (to a file).
-    Logs(http::Options),
+    /// The access log's cost: `kubeop serve` with the production profile, its access log off
+    /// (filter `warn`) and on (`info`, to a file), alternately.
+    Logs(logs::Options),
 }
 
 fn main() -> anyhow::Result<()> {

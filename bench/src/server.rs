@@ -65,6 +65,20 @@ pub fn config(database: &Database) -> anyhow::Result<(Config, tempfile::TempDir)
 }
 
 /// The signing key and KMS key, as their variables give them.
+/// The `kubeop` binary to run: `given`, or the one beside this benchmark's executable.
+pub fn binary(given: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+    let binary = match given {
+        Some(binary) => binary.to_owned(),
+        None => std::env::current_exe()?.with_file_name("kubeop"),
+    };
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} not found: build it first (cargo build --release -p kubeop -p kubeop-bench)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
 pub fn signing_key_base64() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(KEY)
