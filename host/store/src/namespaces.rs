@@ -23,6 +23,25 @@ pub(crate) const MISREAD_SQL: &str = "SELECT p.namespace, t.name FROM projects p
      AND substr(p.namespace, 1, length(longer.name) + 8) = 'kubeop-' || longer.name || '-') \
      LIMIT 1";
 
+/// The projects whose namespace would read as a new tenant's: those beginning with `$prefix`
+/// (`kubeop-<name>-`) that no existing tenant with a longer name than `$name` claims. None may
+/// exist when a tenant is created, so the insert is guarded by `NOT EXISTS` of this, one
+/// statement where a check after the insert needed a transaction of four.
+macro_rules! would_read_as_new {
+    ($prefix:literal, $name:literal) => {
+        concat!(
+            "SELECT p.namespace FROM projects p WHERE substr(p.namespace, 1, length(",
+            $prefix,
+            ")) = ",
+            $prefix,
+            " AND NOT EXISTS (SELECT 1 FROM tenants longer WHERE length(longer.name) > length(",
+            $name,
+            ") AND substr(p.namespace, 1, length(longer.name) + 8) = 'kubeop-' || longer.name || '-')"
+        )
+    };
+}
+pub(crate) use would_read_as_new;
+
 /// The prefix every namespace of a tenant named `name` begins with.
 pub(crate) fn prefix(name: &kubeop_core::Name) -> String {
     format!("kubeop-{name}-")

@@ -25,32 +25,41 @@ impl Store {
     pub async fn create_tenant(&self, name: &Name) -> Result<Tenant, StoreError> {
         let now = Utc::now();
         let sql = concat!(
-            "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING ",
+            "INSERT INTO tenants (id, name, created_at, updated_at) SELECT $1, $2, $3, $3 WHERE NOT EXISTS (",
+            namespaces::would_read_as_new!("$4", "$2"),
+            ") RETURNING ",
             columns!()
         );
         let id = TenantId::generate();
+        let prefix = namespaces::prefix(name);
         self.timed("tenants.create", async {
             on_pool!(self.write, |pool| {
-                let mut tx = pool.begin().await?;
-                if self.is_postgres() {
+                let insert = sqlx::query_as::<_, Tenant>(sql).bind(&id).bind(name).bind(now).bind(&prefix);
+                let taken =
+                    |e: sqlx::Error| if violated_unique(&e).is_some() { name_taken(name) } else { e.into() };
+                // SQLite has one writer, so the statement alone is atomic. On PostgreSQL the
+                // namespace rule's lock comes first, in the same transaction.
+                let created = if self.is_postgres() {
+                    let mut tx = pool.begin().await?;
                     sqlx::query(namespaces::LOCK_SQL).execute(&mut *tx).await?;
+                    let created = insert.fetch_optional(&mut *tx).await.map_err(taken)?;
+                    tx.commit().await?;
+                    created
+                } else {
+                    insert.fetch_optional(pool).await.map_err(taken)?
+                };
+                match created {
+                    Some(tenant) => Ok(tenant),
+                    None => {
+                        let namespace: Option<String> =
+                            sqlx::query_scalar(namespaces::would_read_as_new!("$1", "$2"))
+                                .bind(&prefix)
+                                .bind(name)
+                                .fetch_optional(pool)
+                                .await?;
+                        Err(namespaces::misread(namespace.as_deref().unwrap_or(&prefix), name.as_str()))
+                    }
                 }
-                let tenant = sqlx::query_as::<_, Tenant>(sql)
-                    .bind(&id)
-                    .bind(name)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| if violated_unique(&e).is_some() { name_taken(name) } else { e.into() })?;
-                let prefix = namespaces::prefix(name);
-                namespaces::refuse_misread!(
-                    &mut *tx,
-                    project = None::<&str>,
-                    tenant = None::<&str>,
-                    prefix = Some(&prefix)
-                );
-                tx.commit().await?;
-                Ok(tenant)
             })
         })
         .await
