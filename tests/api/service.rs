@@ -7,6 +7,7 @@ use crate::both_engines;
 use crate::helpers::{Engine, TestApp, expect_error, expect_json};
 
 both_engines!(
+    the_served_document_carries_the_configured_limits,
     healthz_and_readyz_answer_ok,
     readyz_is_503_without_a_kms_key,
     readyz_is_503_when_the_database_is_gone,
@@ -15,6 +16,30 @@ both_engines!(
     request_ids_are_echoed_or_made,
     unknown_routes_and_methods_answer_json,
 );
+
+/// A client generated from `/openapi.json` must refuse what this server refuses, whatever its
+/// configuration: the limits a configuration sets are the document's bounds.
+async fn the_served_document_carries_the_configured_limits(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |config| {
+        config.billing.max_batch_points = 50;
+        config.billing.max_point_cpu_milli = 4000;
+        config.billing.max_point_mem_mib = 8192;
+        config.auth.max_token_ttl_minutes = 60;
+    })
+    .await;
+    let doc = expect_json(app.get("/openapi.json").await, StatusCode::OK).await;
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Batch"]["maxItems"], 50);
+    assert_eq!(schemas["Point"]["properties"]["cpu_milli"]["maximum"], 4000);
+    assert_eq!(schemas["Point"]["properties"]["mem_mib"]["maximum"], 8192);
+    assert_eq!(schemas["MintProjectToken"]["properties"]["TTLMinutes"]["maximum"], 60);
+    // And the server refuses past them, as the document says.
+    let tenant = app.create_tenant("acme").await;
+    let point =
+        json!({"ts": chrono::Utc::now().to_rfc3339(), "tenant_id": tenant, "cpu_milli": 4001, "mem_mib": 1});
+    let response = app.post("/v1/usage/ingest", &json!([point])).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
 
 async fn healthz_and_readyz_answer_ok(engine: Engine) {
     let app = TestApp::spawn_with_auth(engine).await;

@@ -63,6 +63,13 @@ impl Server {
             metrics.plugins.clone(),
         )
         .await?;
+        let limits = Limits {
+            max_token_ttl: Duration::from_secs(u64::from(config.auth.max_token_ttl_minutes) * 60),
+            body_limit_bytes: config.http.body_limit_bytes,
+            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+            max_upload_bytes: config.plugins.max_upload_bytes,
+        };
+        let openapi = http::served_openapi_json(&limits, &billing).into();
         let state = AppState::new(Shared {
             store,
             auth: Arc::new(Authenticator::new(
@@ -75,13 +82,9 @@ impl Server {
             plugins,
             policy: Arc::new(policy),
             billing: Arc::new(billing),
-            limits: Limits {
-                max_token_ttl: Duration::from_secs(u64::from(config.auth.max_token_ttl_minutes) * 60),
-                body_limit_bytes: config.http.body_limit_bytes,
-                request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-                max_upload_bytes: config.plugins.max_upload_bytes,
-            },
+            limits,
             build: BuildInfo::unstamped(),
+            openapi,
             skip_image_policy: false,
         });
         let addr = config.http.addr.socket_addr();

@@ -72,6 +72,8 @@ pub struct Shared {
     pub limits: Limits,
     /// What `/version` reports.
     pub build: BuildInfo,
+    /// What `/openapi.json` serves ([`served_openapi_json`]).
+    pub openapi: Arc<str>,
     /// Only the benchmarks set this, to measure `POST /v1/apps` without the image-policy call.
     #[doc(hidden)]
     pub skip_image_policy: bool,
@@ -141,9 +143,22 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document as served at `/openapi.json`.
+/// The OpenAPI document with the default limits (`kubeop openapi`).
 pub fn openapi_json() -> String {
     routes().1.to_pretty_json().expect("the OpenAPI document serialises")
+}
+
+/// The document a server serves at `/openapi.json`: the configured limits in place of the
+/// defaults the annotations carry, so a client generated from it refuses what this server does.
+pub fn served_openapi_json(limits: &Limits, billing: &crate::billing::Settings) -> String {
+    let mut document = serde_json::to_value(routes().1).expect("the OpenAPI document serialises");
+    let schemas = &mut document["components"]["schemas"];
+    schemas["Batch"]["maxItems"] = billing.max_points.into();
+    schemas["Point"]["properties"]["cpu_milli"]["maximum"] = billing.max_point_cpu_milli.into();
+    schemas["Point"]["properties"]["mem_mib"]["maximum"] = billing.max_point_mem_mib.into();
+    schemas["MintProjectToken"]["properties"]["TTLMinutes"]["maximum"] =
+        (limits.max_token_ttl.as_secs() / 60).into();
+    serde_json::to_string_pretty(&document).expect("the OpenAPI document serialises")
 }
 
 /// The complete application: routes, fallbacks and middleware.

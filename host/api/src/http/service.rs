@@ -118,7 +118,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/openapi.json", tag = "service", security(()), responses(
     (status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object),
 ))]
-async fn openapi() -> impl IntoResponse {
-    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(super::openapi_json);
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi.to_string())
 }
