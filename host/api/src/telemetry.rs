@@ -130,7 +130,7 @@ fn writer(config: &LogConfig) -> Result<(NonBlocking, WorkerGuard), String> {
 
 tokio::task_local! {
     /// The id of the request this task serves (set by the access log middleware).
-    pub static REQUEST_ID: Box<str>;
+    pub static REQUEST_ID: std::sync::Arc<str>;
 }
 
 /// Formats a line as `F` does, with the `request_id` of the request being served, if any, and

@@ -186,7 +186,7 @@ pub fn app(state: AppState) -> Router {
 /// One line per request, once it is answered: method, path, status, time taken and request
 /// id. Whatever is logged while the request is served carries the same request id.
 async fn access_log(request: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
-    let id: Box<str> = request
+    let id: Arc<str> = request
         .extensions()
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
