@@ -183,6 +183,19 @@ impl TestApp {
         }
     }
 
+    /// The configuration the server was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stops the server as a crash would, between requests: the database stays (for a
+    /// [`TestApp::replica`] to take over).
+    pub fn kill(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// The server's data directory (SQLite file, plugin cache).
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()

@@ -6,6 +6,7 @@ mod apps;
 mod auth_matrix;
 mod bad_input;
 mod billing;
+mod kube;
 mod openapi;
 mod platform;
 mod plugins;

@@ -71,37 +71,37 @@ async fn python(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().await.expect("the virtualenv's python runs")
 }
 
-/// `target/tmp/openapi-venv-<hash of the pins>`, made on first use (a half-made one is made
-/// again). Tests running at once wait for the one that installs.
+/// The OpenAPI tools' virtualenv (see [`tool_virtualenv`]).
 async fn virtualenv() -> PathBuf {
     static READY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-    READY
-        .get_or_init(|| async {
-            let pins = std::fs::read(format!("{TOOLS}/requirements.txt")).unwrap();
-            let venv =
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("openapi-venv-{:016x}", fnv(&pins)));
-            if venv.join("installed").exists() {
-                return venv;
-            }
-            let _ = std::fs::remove_dir_all(&venv);
-            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).output().await;
-            let made = made.expect("python3 runs (the OpenAPI tests need Python 3.9 or later)");
-            assert_succeeded("python3 -m venv", &made);
-            let installed = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(format!("{TOOLS}/requirements.txt"))
-                .output()
-                .await
-                .unwrap();
-            assert_succeeded("pip install -r tests/openapi/requirements.txt", &installed);
-            std::fs::write(venv.join("installed"), b"").unwrap();
-            venv
-        })
-        .await
-        .clone()
+    const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/requirements.txt");
+    READY.get_or_init(|| tool_virtualenv("openapi", REQUIREMENTS)).await.clone()
 }
 
-fn path_with(bin: &Path) -> String {
+/// `target/tmp/<name>-venv-<hash of the pins>` with the pinned PyPI tools of `requirements`,
+/// made on first use (a half-made one is made again). Callers keep it in a `OnceCell` so tests
+/// running at once wait for the one that installs.
+pub(crate) async fn tool_virtualenv(name: &str, requirements: &str) -> PathBuf {
+    let pins = std::fs::read(requirements).unwrap();
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-venv-{:016x}", fnv(&pins)));
+    if venv.join("installed").exists() {
+        return venv;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).output().await;
+    let made = made.expect("python3 runs (the tool tests need Python 3.9 or later)");
+    assert_succeeded("python3 -m venv", &made);
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r", requirements])
+        .output()
+        .await
+        .unwrap();
+    assert_succeeded(&format!("pip install -r {requirements}"), &installed);
+    std::fs::write(venv.join("installed"), b"").unwrap();
+    venv
+}
+
+pub(crate) fn path_with(bin: &Path) -> String {
     let rest = std::env::var("PATH").unwrap_or_default();
     format!("{}:{rest}", bin.display())
 }
@@ -112,7 +112,7 @@ fn fnv(bytes: &[u8]) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3))
 }
 
-fn assert_succeeded(what: &str, output: &Output) {
+pub(crate) fn assert_succeeded(what: &str, output: &Output) {
     assert!(
         output.status.success(),
         "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",

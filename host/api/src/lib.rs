@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    reconciler: kubeop_kube::Reconciler,
     grace: Duration,
     sync_interval: Duration,
     connections: serve::ConnectionLimits,
@@ -49,13 +50,13 @@ impl Server {
         let store = open_store(config, &metrics).await?;
         store.migrate().await.context("migrating the database")?;
         let signing_key = config.signing_key()?;
-        let kms = config.kms_key()?.map(|key| {
-            Kms::new(key.expose().try_into().expect("a KmsKey is checked to be 32 bytes when parsed"))
-        });
+        let kms = kms_from_config(config)?;
         if kms.is_none() {
             tracing::warn!("no KMS master key (KUBEOP_KMS_MASTER_KEY): /readyz answers 503");
         }
         let policy = policy::PolicyState::load(policy, &store).await?;
+        let clusters = Arc::new(kubeop_kube::Clusters::new(store.clone(), kms.clone(), &config.kube));
+        let reconciler_metrics = kubeop_kube::ReconcilerMetrics::new(&metrics.registry);
         let plugins = Plugins::start(
             &config.plugins,
             Some(config.data_dir.join("plugin-cache")),
@@ -79,6 +80,8 @@ impl Server {
             )),
             metrics,
             kms,
+            clusters,
+            kube_settings: config.kube.clone(),
             plugins,
             policy: Arc::new(policy),
             billing: Arc::new(billing),
@@ -89,9 +92,16 @@ impl Server {
         });
         let addr = config.http.addr.socket_addr();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let reconciler = kubeop_kube::Reconciler::new(
+            state.store.clone(),
+            state.clusters.clone(),
+            &config.kube,
+            reconciler_metrics,
+        );
         Ok(Self {
             listener,
             state,
+            reconciler,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             connections: serve::ConnectionLimits {
                 header_timeout: Duration::from_millis(config.http.header_timeout_ms),
@@ -157,11 +167,13 @@ impl Server {
             max_connections = self.connections.max_connections,
             "kubeop manager listening"
         );
+        let reconciler = tokio::spawn(self.reconciler.run());
         let result =
             serve::serve(self.listener, http::app(self.state), self.connections, shutdown, self.grace).await;
         plugin_sync.abort();
         key_expiry.abort();
         follower.abort();
+        reconciler.abort();
         store.close().await;
         result
     }
@@ -175,6 +187,36 @@ pub fn check_config(config: &Config) -> Result<(), kubeop_config::ConfigError> {
     kubeop_plugins::check_config(&config.plugins)
 }
 
+/// The KMS of the configuration: the master key, and the previous keys for reading.
+pub fn kms_from_config(config: &Config) -> anyhow::Result<Option<Kms>> {
+    let bytes = |key: &kubeop_config::KmsKey| -> [u8; 32] {
+        key.expose().try_into().expect("a KmsKey is checked to be 32 bytes when parsed")
+    };
+    let previous: Vec<[u8; 32]> = config.kms.previous_keys.iter().map(bytes).collect();
+    Ok(config.kms_key()?.map(|key| Kms::new(&bytes(&key)).with_previous_keys(&previous)))
+}
+
+/// Re-seals every secret at rest under the current KMS master key (`kubeop kms rotate`), in
+/// one transaction: a secret that no configured key opens fails the whole rotation, naming it.
+/// Answers (re-sealed, total).
+pub async fn rotate_kms(config: &Config) -> anyhow::Result<(usize, usize)> {
+    let kms = kms_from_config(config)?.context("no KMS master key is configured (kms.master_key)")?;
+    let store = open_store(config, &Metrics::new()).await?;
+    store.migrate().await.context("migrating the database")?;
+    let outcome = store
+        .reseal_secrets(|id, sealed| {
+            kms.rewrap(sealed, id.as_str().as_bytes()).map_err(|e| {
+                anyhow::anyhow!(
+                    "the kubeconfig of cluster {id} cannot be opened ({e}): add the key that sealed it \
+                     to kms.previous_keys; nothing was re-sealed"
+                )
+            })
+        })
+        .await?;
+    store.close().await;
+    outcome
+}
+
 /// Opens the configured database (without migrating it).
 pub async fn open_store(config: &Config, metrics: &Metrics) -> anyhow::Result<Store> {
     let url = config.database_url();
@@ -183,6 +225,7 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> anyhow::Result<St
         acquire_timeout: Duration::from_secs(config.db.acquire_timeout_secs),
         read_cache_ttl: Duration::from_millis(config.db.read_cache_ttl_ms),
         read_cache_capacity: config.db.read_cache_capacity,
+        default_cluster: config.kube.default != kubeop_config::DefaultCluster::None,
     };
     Store::connect(&url, &options, metrics.db_seconds.clone())
         .await

@@ -16,7 +16,7 @@ mod secrets;
 mod sources;
 
 pub use secrets::{KMS_KEY_BYTES, KmsKey, MIN_SIGNING_KEY_BYTES, SigningKey, random_key, redacted_url};
-use secrets::{optional_kms_key, optional_signing_key, redact_password};
+use secrets::{kms_key_list, optional_kms_key, optional_signing_key, redact_password};
 pub use sources::env_name;
 use sources::{Environment, TomlText};
 
@@ -49,6 +49,42 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub plugins: PluginsConfig,
     pub billing: BillingConfig,
+    pub kube: KubeConfig,
+}
+
+/// The Kubernetes clusters the manager writes to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeConfig {
+    /// The cluster of tenants registered without one.
+    pub default: DefaultCluster,
+    /// The kubeconfig file of `default = "kubeconfig"`; empty: `KUBECONFIG`, then `~/.kube/config`.
+    pub kubeconfig: PathBuf,
+    /// The field manager of every server-side apply.
+    pub field_manager: String,
+    /// Longest wait for one Kubernetes API call, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// How often the reconciler looks for work when nothing told it, in milliseconds.
+    pub reconcile_interval_ms: u64,
+    /// First and longest wait before retrying a failed apply (doubling in between), in ms.
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    /// Lifetime of an issued kubeconfig's token unless `?ttlMinutes=` says otherwise.
+    pub kubeconfig_ttl_minutes: u32,
+    /// The longest `?ttlMinutes=` accepted.
+    pub max_kubeconfig_ttl_minutes: u32,
+}
+
+/// Where tenants without a registered cluster go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultCluster {
+    /// No default: such tenants have no cluster (cluster endpoints answer 503).
+    None,
+    /// The cluster kubeop runs in (its ServiceAccount).
+    Incluster,
+    /// The cluster of a kubeconfig file (`kube.kubeconfig`, `KUBECONFIG`, `~/.kube/config`).
+    Kubeconfig,
 }
 
 /// Usage metering and invoices.
@@ -123,6 +159,10 @@ pub struct AuthConfig {
 pub struct KmsConfig {
     #[serde(default, deserialize_with = "optional_kms_key", skip_serializing_if = "Option::is_none")]
     pub master_key: Option<KmsKey>,
+    /// Earlier master keys: secrets they sealed still open, and `kubeop kms rotate` re-wraps
+    /// them under `master_key`. Base64, a TOML array or comma-separated.
+    #[serde(default, deserialize_with = "kms_key_list")]
+    pub previous_keys: Vec<KmsKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,7 +270,7 @@ impl Default for Config {
                 max_token_ttl_minutes: 10_080,
                 max_token_lifetime_minutes: 43_200,
             },
-            kms: KmsConfig { master_key: None },
+            kms: KmsConfig { master_key: None, previous_keys: Vec::new() },
             log: LogConfig { format: LogFormat::Pretty, filter: "info".into(), file: PathBuf::new() },
             policy: PolicyConfig::default(),
             billing: BillingConfig {
@@ -244,6 +284,17 @@ impl Default for Config {
                 max_point_cpu_milli: 1_000_000_000,
                 max_point_mem_mib: 1_000_000_000,
                 idempotency_days: 35,
+            },
+            kube: KubeConfig {
+                default: DefaultCluster::None,
+                kubeconfig: PathBuf::new(),
+                field_manager: "kubeop".into(),
+                request_timeout_ms: 10_000,
+                reconcile_interval_ms: 1_000,
+                retry_min_ms: 500,
+                retry_max_ms: 60_000,
+                kubeconfig_ttl_minutes: 60,
+                max_kubeconfig_ttl_minutes: 1_440,
             },
             plugins: PluginsConfig {
                 dir: PathBuf::new(),
@@ -359,6 +410,28 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
+        }
+        for (key, value) in [
+            ("kube.request_timeout_ms", self.kube.request_timeout_ms),
+            ("kube.reconcile_interval_ms", self.kube.reconcile_interval_ms),
+            ("kube.retry_min_ms", self.kube.retry_min_ms),
+            ("kube.kubeconfig_ttl_minutes", u64::from(self.kube.kubeconfig_ttl_minutes)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.kube.retry_max_ms < self.kube.retry_min_ms {
+            return Err(ConfigError::invalid("kube.retry_max_ms", "must be at least kube.retry_min_ms"));
+        }
+        if self.kube.max_kubeconfig_ttl_minutes < self.kube.kubeconfig_ttl_minutes {
+            return Err(ConfigError::invalid(
+                "kube.max_kubeconfig_ttl_minutes",
+                "must be at least kube.kubeconfig_ttl_minutes",
+            ));
+        }
+        if self.kube.field_manager.is_empty() || self.kube.field_manager.len() > 128 {
+            return Err(ConfigError::invalid("kube.field_manager", "must be 1 to 128 characters"));
         }
         if self.db.max_connections == 0 {
             return Err(ConfigError::invalid("db.max_connections", "must be at least 1"));

@@ -143,6 +143,18 @@ secret_key!(
     KmsKey, optional_kms_key, "KMS master key", |n| n == KMS_KEY_BYTES, "exactly 32 bytes"
 );
 
+/// A list of KMS keys: a TOML array or, from the environment, comma-separated base64.
+pub(crate) fn kms_key_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<KmsKey>, D::Error> {
+    crate::comma_list(deserializer)?
+        .iter()
+        .enumerate()
+        .filter_map(|(index, raw)| match KmsKey::decode(raw) {
+            Ok(key) => key.map(Ok),
+            Err(why) => Some(Err(serde::de::Error::custom(format!("key {index}: {why}")))),
+        })
+        .collect()
+}
+
 pub(crate) fn redact_password<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&redacted_url(url))
 }

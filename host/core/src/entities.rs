@@ -4,12 +4,26 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{AppId, Hostname, Name, Namespace, ProjectId, TenantId};
+use crate::{AppId, ClusterId, Hostname, Name, Namespace, ProjectId, TenantId};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: Name,
+    /// The registered cluster the tenant's projects live on; absent: the default cluster.
+    #[serde(rename = "clusterID", skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<ClusterId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A Kubernetes cluster registered with `POST /v1/clusters`. Its kubeconfig is sealed at rest
+/// and never shown.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Cluster {
+    pub id: ClusterId,
+    pub name: Name,
+    /// The API server's URL, from the kubeconfig's current context.
+    pub server: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -39,9 +53,10 @@ pub struct App {
 
 #[cfg(feature = "sqlx")]
 mod rows {
-    use super::{App, Project, Tenant};
+    use super::{App, Cluster, Project, Tenant};
 
-    crate::from_row!(Tenant { id, name, created_at });
+    crate::from_row!(Tenant { id, name, cluster_id, created_at });
+    crate::from_row!(Cluster { id, name, server, created_at });
     crate::from_row!(Project { id, tenant_id, name, namespace, created_at });
     crate::from_row!(App { id, project_id, tenant_id, name, image, host, created_at });
 }

@@ -124,6 +124,10 @@ prefixed_id!(
     /// An app: `a_…`.
     AppId, "a_", "app"
 );
+prefixed_id!(
+    /// A registered Kubernetes cluster: `c_…`.
+    ClusterId, "c_", "cluster"
+);
 
 #[cfg(test)]
 mod tests {

@@ -17,9 +17,9 @@ mod quantity;
 mod sqlx_impls;
 mod usage;
 
-pub use entities::{App, Project, Tenant};
+pub use entities::{App, Cluster, Project, Tenant};
 pub use host::Hostname;
-pub use ids::{AppId, IdError, ProjectId, ResourceId, TenantId};
+pub use ids::{AppId, ClusterId, IdError, ProjectId, ResourceId, TenantId};
 pub use image::ImageRef;
 pub use money::{Percent, Rate, Rates, parse_decimal};
 pub use name::{Name, Namespace};

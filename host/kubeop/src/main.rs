@@ -55,9 +55,25 @@ enum Command {
     Config,
     /// Print the OpenAPI document.
     Openapi,
+    /// Print kubeop's CustomResourceDefinitions (Tenant, Project, App) as YAML, or write one
+    /// file each into DIR (what deploy/crds/ holds).
+    Crds {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Secrets at rest.
+    #[command(subcommand)]
+    Kms(KmsCommand),
     /// Develop plugins without a server.
     #[command(subcommand)]
     Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum KmsCommand {
+    /// Re-seal every stored secret (cluster kubeconfigs) under kms.master_key, opening them with
+    /// it or with kms.previous_keys. All or nothing; run it after changing the master key.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +110,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Plugin(command) => return plugin(command),
+        Command::Crds { dir: None } => {
+            print!("{}", kubeop_crds::definitions_yaml());
+            return Ok(());
+        }
+        Command::Crds { dir: Some(dir) } => {
+            use anyhow::Context;
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            for crd in kubeop_crds::definitions() {
+                let path = dir.join(kubeop_crds::file_name(&crd));
+                std::fs::write(&path, kubeop_crds::definition_yaml(&crd))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{}", path.display());
+            }
+            return Ok(());
+        }
         _ => {}
     }
     let config = Config::load(&cli.config_dir, cli.config.as_deref())?;
@@ -130,7 +161,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             kubeop_api::Server::build(&config).await?.with_build_info(BUILD).run().await?;
             anyhow::Ok(())
         })?,
-        Command::Openapi | Command::Plugin(_) => unreachable!("handled before loading the configuration"),
+        Command::Kms(KmsCommand::Rotate) => runtime()?.block_on(async {
+            let (resealed, total) = kubeop_api::rotate_kms(&config).await?;
+            println!("re-sealed {resealed} of {total} secret(s) under the current master key");
+            anyhow::Ok(())
+        })?,
+        Command::Openapi | Command::Plugin(_) | Command::Crds { .. } => {
+            unreachable!("handled before loading the configuration")
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use chrono::Utc;
 
 use crate::changes::Change;
+use crate::outbox;
 use crate::{Store, StoreError, is_foreign_key_violation, on_pool, violated_unique};
 use kubeop_core::{App, AppId, Hostname, ImageRef, Name, Page, ProjectId};
 
@@ -73,7 +74,9 @@ impl Store {
                     }
                 })?;
                 let app = sqlx::query_as::<_, App>(select).bind(&id).fetch_one(&mut *tx).await?;
+                outbox::mark!(self, &mut *tx, outbox::MARK_APP, &id);
                 tx.commit().await?;
+                self.outbox_written.notify_one();
                 Ok(app)
             })
         })
@@ -113,20 +116,28 @@ impl Store {
     pub async fn update_app(&self, id: &AppId, changes: &AppChanges) -> Result<(), StoreError> {
         let now = Utc::now();
         self.timed("apps.update", async {
-            let updated = on_pool!(self.write, |pool| sqlx::query(
-                "UPDATE apps SET name = COALESCE($2, name), image = COALESCE($3, image), \
-                 host = COALESCE($4, host), updated_at = $5 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(changes.name.as_ref())
-            .bind(changes.image.as_ref().map(ImageRef::as_written))
-            .bind(changes.host.as_ref())
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))
-            .map_err(|e| conflict(e, changes.name.as_ref(), changes.host.as_ref()))?;
-            if updated == 0 { Err(not_found(id)) } else { Ok(()) }
+            on_pool!(self.write, |pool| {
+                let mut tx = pool.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE apps SET name = COALESCE($2, name), image = COALESCE($3, image), \
+                     host = COALESCE($4, host), updated_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(changes.name.as_ref())
+                .bind(changes.image.as_ref().map(ImageRef::as_written))
+                .bind(changes.host.as_ref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, changes.name.as_ref(), changes.host.as_ref()))?;
+                if updated.rows_affected() == 0 {
+                    return Err(not_found(id));
+                }
+                outbox::mark!(self, &mut *tx, outbox::MARK_APP, id);
+                tx.commit().await?;
+                self.outbox_written.notify_one();
+                Ok(())
+            })
         })
         .await?;
         self.changed(&[Change::App(id.to_string())]).await;
@@ -135,7 +146,8 @@ impl Store {
 
     pub async fn delete_app(&self, id: &AppId) -> Result<(), StoreError> {
         let sql = "DELETE FROM apps WHERE id = $1";
-        self.delete_by_id("apps.delete", sql, id.as_str(), || not_found(id), &[Change::App(id.to_string())])
+        let changes = [Change::App(id.to_string())];
+        self.delete_by_id("apps.delete", sql, id.as_str(), || not_found(id), &changes, &[outbox::MARK_APP])
             .await
     }
 }

@@ -92,6 +92,7 @@ mod tests {
         Tenant {
             id: TenantId::generate(),
             name: Name::parse("acme").unwrap(),
+            cluster_id: None,
             created_at: chrono::Utc::now(),
         }
     }

@@ -7,9 +7,11 @@
 pub mod apps;
 mod cache;
 pub mod changes;
+pub mod clusters;
 pub mod kms;
 mod migrations;
 mod namespaces;
+pub mod outbox;
 pub mod plugins;
 pub mod policy;
 pub mod projects;
@@ -57,6 +59,11 @@ pub struct Store {
     write: Pool,
     query_seconds: HistogramVec,
     cache: Option<Arc<ReadCache>>,
+    /// Whether tenants without a cluster of their own have the default one: only then do their
+    /// changes leave an outbox mark.
+    default_cluster: bool,
+    /// Woken after every commit that wrote an outbox mark, so the reconciler starts at once.
+    outbox_written: Arc<tokio::sync::Notify>,
 }
 
 /// How to open a store.
@@ -67,6 +74,8 @@ pub struct StoreOptions {
     /// How long a tenant, project or app read by id may be served from memory; zero: never.
     pub read_cache_ttl: Duration,
     pub read_cache_capacity: usize,
+    /// A default cluster is configured (`kube.default` other than `none`).
+    pub default_cluster: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +175,14 @@ impl Store {
             ))));
         };
         let cache = ReadCache::new(options.read_cache_ttl, options.read_cache_capacity).map(Arc::new);
-        Ok(Self { read, write, query_seconds, cache })
+        Ok(Self {
+            read,
+            write,
+            query_seconds,
+            cache,
+            default_cluster: options.default_cluster,
+            outbox_written: Default::default(),
+        })
     }
 
     /// Applies every migration not yet applied. Safe to run from several replicas at once.
@@ -202,8 +218,9 @@ impl Store {
         on_pool!(self.write, |pool| pool.close().await);
     }
 
-    /// Deletes one row by id (cascading as the schema says), tells the replicas what changed,
-    /// and answers `not_found` when there was no such row.
+    /// Deletes one row by id (cascading as the schema says) after writing the outbox marks
+    /// `marks` select for it, in one transaction; tells the replicas what changed, and answers
+    /// `not_found` when there was no such row.
     pub(crate) async fn delete_by_id(
         &self,
         operation: &'static str,
@@ -211,14 +228,20 @@ impl Store {
         id: &str,
         not_found: impl FnOnce() -> StoreError,
         changes: &[changes::Change],
+        marks: &[&'static str],
     ) -> Result<(), StoreError> {
         let deleted = self
             .timed(operation, async {
-                Ok(on_pool!(self.write, |pool| sqlx::query(sql)
-                    .bind(id)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()))
+                on_pool!(self.write, |pool| {
+                    let mut tx = pool.begin().await?;
+                    for mark in marks {
+                        outbox::mark!(self, &mut *tx, *mark, id);
+                    }
+                    let deleted = sqlx::query(sql).bind(id).execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    self.outbox_written.notify_one();
+                    Ok(deleted)
+                })
             })
             .await?;
         if deleted == 0 {
@@ -282,6 +305,7 @@ mod tests {
             acquire_timeout: Duration::from_secs(1),
             read_cache_ttl: Duration::ZERO,
             read_cache_capacity: 0,
+            default_cluster: false,
         };
         let store = Store::connect(&url, &options, histogram).await.unwrap();
         store.migrate().await.unwrap();

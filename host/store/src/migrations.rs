@@ -22,6 +22,7 @@ pub static SQLITE: LazyLock<Migrator> = LazyLock::new(|| {
         "0001_tenants_projects_apps.sql",
         "0002_platform_policy_and_plugins.sql",
         "0003_usage_and_rates.sql",
+        "0004_clusters_and_kube_outbox.sql",
     ))
 });
 
@@ -30,6 +31,7 @@ pub static POSTGRES: LazyLock<Migrator> = LazyLock::new(|| {
         "0001_tenants_projects_apps.sql",
         "0002_platform_policy_and_plugins.sql",
         "0003_usage_and_rates.sql",
+        "0004_clusters_and_kube_outbox.sql",
     ))
 });
 

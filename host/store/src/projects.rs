@@ -4,6 +4,7 @@ use chrono::Utc;
 
 use crate::changes::Change;
 use crate::namespaces;
+use crate::outbox;
 use crate::{Store, StoreError, is_foreign_key_violation, on_pool, violated_unique};
 use kubeop_core::{Name, Namespace, Page, Project, ProjectId, TenantId};
 
@@ -77,7 +78,9 @@ impl Store {
                     tenant = None::<&str>,
                     prefix = None::<&str>
                 );
+                outbox::mark!(self, &mut *tx, outbox::MARK_PROJECT, &id);
                 tx.commit().await?;
+                self.outbox_written.notify_one();
                 Ok(project)
             })
         })
@@ -145,7 +148,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| conflict(e, name, None))?;
+                outbox::mark!(self, &mut *tx, outbox::MARK_PROJECT, id);
                 tx.commit().await?;
+                self.outbox_written.notify_one();
                 Ok(())
             })
         })
@@ -158,6 +163,21 @@ impl Store {
     pub async fn delete_project(&self, id: &ProjectId) -> Result<(), StoreError> {
         let sql = "DELETE FROM projects WHERE id = $1";
         let changes = [Change::Project(id.to_string()), Change::Cascade];
-        self.delete_by_id("projects.delete", sql, id.as_str(), || not_found(id), &changes).await
+        let marks = [outbox::MARK_PROJECT, outbox::MARK_APPS_OF_PROJECT];
+        self.delete_by_id("projects.delete", sql, id.as_str(), || not_found(id), &changes, &marks).await
+    }
+}
+
+impl Store {
+    /// The project whose namespace this is, if any.
+    pub async fn project_by_namespace(&self, namespace: &str) -> Result<Option<Project>, StoreError> {
+        let sql = concat!("SELECT ", columns!(), " FROM projects WHERE namespace = $1");
+        self.timed("projects.by_namespace", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql)
+                .bind(namespace)
+                .fetch_optional(pool)
+                .await)?)
+        })
+        .await
     }
 }

@@ -4,12 +4,13 @@ use chrono::Utc;
 
 use crate::changes::Change;
 use crate::namespaces;
-use crate::{Store, StoreError, on_pool, violated_unique};
-use kubeop_core::{Name, Namespace, Page, Tenant, TenantId};
+use crate::outbox;
+use crate::{Store, StoreError, is_foreign_key_violation, on_pool, violated_unique};
+use kubeop_core::{ClusterId, Name, Namespace, Page, Tenant, TenantId};
 
 macro_rules! columns {
     () => {
-        "id, name, created_at"
+        "id, name, cluster_id, created_at"
     };
 }
 
@@ -22,10 +23,16 @@ fn not_found(id: &TenantId) -> StoreError {
 }
 
 impl Store {
-    pub async fn create_tenant(&self, name: &Name) -> Result<Tenant, StoreError> {
+    /// Creates a tenant, on `cluster` or (`None`) the default cluster.
+    pub async fn create_tenant(
+        &self,
+        name: &Name,
+        cluster: Option<&ClusterId>,
+    ) -> Result<Tenant, StoreError> {
         let now = Utc::now();
         let sql = concat!(
-            "INSERT INTO tenants (id, name, created_at, updated_at) SELECT $1, $2, $3, $3 WHERE NOT EXISTS (",
+            "INSERT INTO tenants (id, name, cluster_id, created_at, updated_at) SELECT $1, $2, $5, $3, $3 \
+             WHERE NOT EXISTS (",
             namespaces::would_read_as_new!("$4", "$2"),
             ") RETURNING ",
             columns!()
@@ -34,20 +41,36 @@ impl Store {
         let prefix = namespaces::prefix(name);
         self.timed("tenants.create", async {
             on_pool!(self.write, |pool| {
-                let insert = sqlx::query_as::<_, Tenant>(sql).bind(&id).bind(name).bind(now).bind(&prefix);
-                let taken =
-                    |e: sqlx::Error| if violated_unique(&e).is_some() { name_taken(name) } else { e.into() };
-                // SQLite has one writer, so the statement alone is atomic. On PostgreSQL the
-                // namespace rule's lock comes first, in the same transaction.
-                let created = if self.is_postgres() {
-                    let mut tx = pool.begin().await?;
-                    sqlx::query(namespaces::LOCK_SQL).execute(&mut *tx).await?;
-                    let created = insert.fetch_optional(&mut *tx).await.map_err(taken)?;
-                    tx.commit().await?;
-                    created
-                } else {
-                    insert.fetch_optional(pool).await.map_err(taken)?
+                let insert = sqlx::query_as::<_, Tenant>(sql)
+                    .bind(&id)
+                    .bind(name)
+                    .bind(now)
+                    .bind(&prefix)
+                    .bind(cluster);
+                let refused = |e: sqlx::Error| {
+                    if violated_unique(&e).is_some() {
+                        name_taken(name)
+                    } else if is_foreign_key_violation(&e) {
+                        StoreError::NotFound(format!(
+                            "cluster {} not found",
+                            cluster.map_or("", ClusterId::as_str)
+                        ))
+                    } else {
+                        e.into()
+                    }
                 };
+                // The insert is guarded by the namespace rule (on PostgreSQL its lock comes
+                // first) and commits with its outbox mark.
+                let mut tx = pool.begin().await?;
+                if self.is_postgres() {
+                    sqlx::query(namespaces::LOCK_SQL).execute(&mut *tx).await?;
+                }
+                let created = insert.fetch_optional(&mut *tx).await.map_err(refused)?;
+                if created.is_some() {
+                    outbox::mark!(self, &mut *tx, outbox::MARK_TENANT, &id);
+                }
+                tx.commit().await?;
+                self.outbox_written.notify_one();
                 match created {
                     Some(tenant) => Ok(tenant),
                     None => {
@@ -133,7 +156,9 @@ impl Store {
                     tenant = Some(id),
                     prefix = Some(&prefix)
                 );
+                outbox::mark!(self, &mut *tx, outbox::MARK_TENANT, id);
                 tx.commit().await?;
+                self.outbox_written.notify_one();
                 Ok(())
             })
         })
@@ -147,6 +172,7 @@ impl Store {
         let sql = "DELETE FROM tenants WHERE id = $1";
         // The cascade removes its projects and apps too.
         let changes = [Change::Tenant(id.to_string()), Change::Cascade];
-        self.delete_by_id("tenants.delete", sql, id.as_str(), || not_found(id), &changes).await
+        let marks = [outbox::MARK_TENANT, outbox::MARK_PROJECTS_OF_TENANT, outbox::MARK_APPS_OF_TENANT];
+        self.delete_by_id("tenants.delete", sql, id.as_str(), || not_found(id), &changes, &marks).await
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::auth::{AuthError, Denied};
 use kubeop_core::Invalid;
+use kubeop_kube::KubeError;
 use kubeop_store::StoreError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -35,6 +36,9 @@ pub enum ApiError {
     RequestTimeout(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A cluster refused kubeop itself (its credentials lack a permission).
+    #[error("{0}")]
+    BadGateway(String),
     /// Logged with its cause; the client sees only "internal server error".
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
@@ -72,6 +76,22 @@ pub enum ApiErrors {
     Unavailable(ErrorBody),
 }
 
+/// The further error answers of an endpoint that talks to a Kubernetes cluster.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ClusterErrors {
+    #[response(
+        status = 502,
+        description = "The cluster refused kubeop's own credentials; the message names the verb and resource"
+    )]
+    BadGateway(ErrorBody),
+    #[response(
+        status = 503,
+        description = "No cluster is configured for the tenant, or the cluster is unreachable or timing out"
+    )]
+    Unavailable(ErrorBody),
+}
+
 /// The further error answers of an endpoint that reads a JSON body.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
@@ -98,6 +118,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,6 +130,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             ApiError::Unavailable(why) => tracing::warn!(%why, "service unavailable"),
+            ApiError::BadGateway(why) => tracing::warn!(%why, "cluster refused kubeop"),
             _ => {}
         }
         let mut response = (status, Json(ErrorBody { error: self.to_string() })).into_response();
@@ -155,6 +177,23 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable("database unavailable".into())
             }
             StoreError::Database(cause) => ApiError::Internal(cause.into()),
+        }
+    }
+}
+
+impl From<KubeError> for ApiError {
+    fn from(error: KubeError) -> Self {
+        match error {
+            KubeError::InvalidKubeconfig(message) => ApiError::BadRequest(message),
+            KubeError::NotFound(message) => ApiError::NotFound(message),
+            KubeError::Conflict(message) => ApiError::Conflict(message),
+            KubeError::Store(error) => error.into(),
+            KubeError::Forbidden { .. } | KubeError::Refused { .. } => {
+                ApiError::BadGateway(error.to_string())
+            }
+            KubeError::NoCluster(_) | KubeError::Unavailable { .. } | KubeError::Sealed(_) => {
+                ApiError::Unavailable(error.to_string())
+            }
         }
     }
 }

@@ -2,9 +2,11 @@
 //! with the middleware every request passes through.
 
 mod apps;
+mod clusters;
 pub mod error;
 mod extract;
 mod invoices;
+mod kubeconfigs;
 pub mod platform;
 mod projects;
 mod rates;
@@ -65,6 +67,10 @@ pub struct Shared {
     pub auth: Arc<Authenticator>,
     pub metrics: Metrics,
     pub kms: Option<Kms>,
+    /// The clusters tenants live on, and their clients.
+    pub clusters: Arc<kubeop_kube::Clusters>,
+    /// The `[kube]` settings (kubeconfig lifetimes, the field manager).
+    pub kube_settings: kubeop_config::KubeConfig,
     pub plugins: Plugins,
     /// The platform policy in force.
     pub policy: Arc<crate::policy::PolicyState>,
@@ -106,6 +112,8 @@ pub static NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
     tags(
         (name = "service", description = "Health, readiness, version, metrics"),
         (name = "tenants"), (name = "projects"), (name = "apps"),
+        (name = "clusters", description = "Kubernetes clusters tenants live on (admin)"),
+        (name = "kubeconfigs", description = "Kubeconfigs with short-lived, namespace-scoped tokens"),
         (name = "tokens", description = "Project-scoped JWTs"),
         (name = "platform", description = "Platform policy and WebAssembly plugins"),
         (name = "usage", description = "Metered usage"),
@@ -140,6 +148,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(usage::router())
         .merge(rates::router())
         .merge(invoices::router())
+        .merge(clusters::router())
+        .merge(kubeconfigs::router())
         .split_for_parts()
 }
 

@@ -10,7 +10,7 @@ use super::error::{ApiErrors, BodyErrors, Result, invalid_field};
 use super::extract::{Json, PageParams, PathId, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
-use kubeop_core::{Name, Tenant, TenantId};
+use kubeop_core::{ClusterId, Name, Tenant, TenantId};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,6 +30,10 @@ struct CreateTenant {
     #[serde(alias = "Name")]
     #[schema(value_type = Name, example = "acme")]
     name: String,
+    /// A registered cluster for the tenant's projects; absent: the default cluster.
+    #[serde(rename = "clusterID", alias = "clusterId", alias = "cluster_id", default)]
+    #[schema(value_type = Option<ClusterId>)]
+    cluster_id: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -53,7 +57,9 @@ async fn create_tenant(
 ) -> Result<axum::Json<Tenant>> {
     auth::require_admin(&caller)?;
     let name = Name::parse(&body.name)?;
-    Ok(axum::Json(state.store.create_tenant(&name).await?))
+    let cluster =
+        body.cluster_id.as_deref().map(ClusterId::parse).transpose().map_err(invalid_field("clusterID"))?;
+    Ok(axum::Json(state.store.create_tenant(&name, cluster.as_ref()).await?))
 }
 
 /// List tenants, newest first (admin).

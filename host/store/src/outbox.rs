@@ -1,0 +1,392 @@
+//! The Kubernetes outbox: which tenants, projects and apps a cluster does not yet match. A change
+//! writes its mark in the same transaction as the change itself, so a crash between the commit
+//! and the cluster loses nothing; the reconciler (kubeop-kube) drains the marks, reading each
+//! object's current row: present, it is applied; gone, it is deleted from the cluster. A mark is
+//! only removed at the revision that was applied, so a change made meanwhile is applied too.
+
+use std::collections::HashSet;
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::{Pool, Store, StoreError, on_pool};
+use kubeop_core::{App, ClusterId, Project, Tenant};
+
+/// Which resource a mark is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    Tenant,
+    Project,
+    App,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Tenant => "tenant",
+            ObjectKind::Project => "project",
+            ObjectKind::App => "app",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "tenant" => ObjectKind::Tenant,
+            "project" => ObjectKind::Project,
+            "app" => ObjectKind::App,
+            _ => return None,
+        })
+    }
+}
+
+/// One object a cluster is behind on.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub kind: ObjectKind,
+    pub object_id: String,
+    /// `None`: the default cluster.
+    pub cluster: Option<ClusterId>,
+    /// Projects: their namespace; apps: their project's. Known even once the row is gone.
+    pub namespace: Option<String>,
+    pub revision: i64,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// What the database says an object should be, read past the cache.
+#[derive(Debug, Clone)]
+pub enum Desired {
+    Tenant(Tenant),
+    Project(Project),
+    App(App),
+    /// Deleted: remove it from the cluster.
+    Gone,
+}
+
+/// `INSERT … SELECT` of marks for the objects `$1` selects, at `$2` (Unix ms), only for tenants
+/// with a cluster (`$3`: whether tenants without one have the default cluster). A mark already
+/// there gets a new revision and is due at once.
+macro_rules! mark_sql {
+    ($kind:literal, $id:literal, $namespace:literal, $from:literal, $where:literal) => {
+        concat!(
+            "INSERT INTO kube_outbox (kind, object_id, cluster_id, namespace, revision, attempts, next_attempt_ms) \
+             SELECT '",
+            $kind,
+            "', ",
+            $id,
+            ", t.cluster_id, ",
+            $namespace,
+            ", 1, 0, $2 FROM ",
+            $from,
+            " WHERE ",
+            $where,
+            " AND (t.cluster_id IS NOT NULL OR $3) \
+             ON CONFLICT (kind, object_id) DO UPDATE SET revision = kube_outbox.revision + 1, \
+             attempts = 0, next_attempt_ms = excluded.next_attempt_ms, last_error = NULL"
+        )
+    };
+}
+
+pub(crate) const MARK_TENANT: &str = mark_sql!("tenant", "t.id", "NULL", "tenants t", "t.id = $1");
+pub(crate) const MARK_PROJECT: &str = mark_sql!(
+    "project",
+    "p.id",
+    "p.namespace",
+    "projects p JOIN tenants t ON t.id = p.tenant_id",
+    "p.id = $1"
+);
+pub(crate) const MARK_PROJECTS_OF_TENANT: &str = mark_sql!(
+    "project",
+    "p.id",
+    "p.namespace",
+    "projects p JOIN tenants t ON t.id = p.tenant_id",
+    "p.tenant_id = $1"
+);
+pub(crate) const MARK_APP: &str = mark_sql!(
+    "app",
+    "a.id",
+    "p.namespace",
+    "apps a JOIN projects p ON p.id = a.project_id JOIN tenants t ON t.id = p.tenant_id",
+    "a.id = $1"
+);
+pub(crate) const MARK_APPS_OF_PROJECT: &str = mark_sql!(
+    "app",
+    "a.id",
+    "p.namespace",
+    "apps a JOIN projects p ON p.id = a.project_id JOIN tenants t ON t.id = p.tenant_id",
+    "a.project_id = $1"
+);
+pub(crate) const MARK_APPS_OF_TENANT: &str = mark_sql!(
+    "app",
+    "a.id",
+    "p.namespace",
+    "apps a JOIN projects p ON p.id = a.project_id JOIN tenants t ON t.id = p.tenant_id",
+    "p.tenant_id = $1"
+);
+
+/// Writes marks with `$sql` for `$id` on `$executor` (the change's transaction).
+macro_rules! mark {
+    ($store:expr, $executor:expr, $sql:expr, $id:expr) => {
+        sqlx::query($sql)
+            .bind($id)
+            .bind($crate::outbox::now_ms())
+            .bind($store.default_cluster)
+            .execute($executor)
+            .await?
+    };
+}
+pub(crate) use mark;
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+macro_rules! mark_columns {
+    () => {
+        "kind, object_id, cluster_id, namespace, revision, attempts, last_error"
+    };
+}
+
+type MarkRow = (String, String, Option<ClusterId>, Option<String>, i64, i32, Option<String>);
+
+fn read_mark((kind, object_id, cluster, namespace, revision, attempts, last_error): MarkRow) -> Option<Mark> {
+    Some(Mark {
+        kind: ObjectKind::parse(&kind)?,
+        object_id,
+        cluster,
+        namespace,
+        revision,
+        attempts,
+        last_error,
+    })
+}
+
+impl Store {
+    /// Completes when a change has written an outbox mark since the last call (or now, if one
+    /// did before anyone waited).
+    pub async fn outbox_written(&self) {
+        self.outbox_written.notified().await
+    }
+
+    /// The clusters with marks due by `now_ms` (`None`: the default cluster).
+    pub async fn clusters_with_due_marks(&self, now_ms: i64) -> Result<Vec<Option<ClusterId>>, StoreError> {
+        let sql = "SELECT DISTINCT cluster_id FROM kube_outbox WHERE next_attempt_ms <= $1";
+        self.timed("outbox.clusters", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_scalar::<_, Option<ClusterId>>(sql)
+                .bind(now_ms)
+                .fetch_all(pool)
+                .await)?)
+        })
+        .await
+    }
+
+    /// Up to `limit` marks of one cluster due by `now_ms`: tenants first, then projects (whose
+    /// namespaces apps need), then apps; oldest first within a kind.
+    pub async fn due_marks(
+        &self,
+        cluster: Option<&ClusterId>,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Mark>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            mark_columns!(),
+            " FROM kube_outbox WHERE COALESCE(cluster_id, '') = $1 AND next_attempt_ms <= $2 \
+             ORDER BY CASE kind WHEN 'tenant' THEN 0 WHEN 'project' THEN 1 ELSE 2 END, next_attempt_ms, object_id \
+             LIMIT $3"
+        );
+        let cluster = cluster.map_or("", ClusterId::as_str);
+        self.timed("outbox.due", async {
+            let rows: Vec<MarkRow> = on_pool!(self.write, |pool| sqlx::query_as(sql)
+                .bind(cluster)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(pool)
+                .await)?;
+            Ok(rows.into_iter().filter_map(read_mark).collect())
+        })
+        .await
+    }
+
+    /// The pending mark of one object, if any: the cluster is behind on it.
+    pub async fn pending_mark(&self, kind: ObjectKind, object_id: &str) -> Result<Option<Mark>, StoreError> {
+        let sql = concat!("SELECT ", mark_columns!(), " FROM kube_outbox WHERE kind = $1 AND object_id = $2");
+        self.timed("outbox.pending", async {
+            let row: Option<MarkRow> = on_pool!(self.read, |pool| sqlx::query_as(sql)
+                .bind(kind.as_str())
+                .bind(object_id)
+                .fetch_optional(pool)
+                .await)?;
+            Ok(row.and_then(read_mark))
+        })
+        .await
+    }
+
+    /// How many marks wait, over all clusters.
+    pub async fn pending_marks(&self) -> Result<i64, StoreError> {
+        self.timed("outbox.count", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM kube_outbox")
+                .fetch_one(pool)
+                .await)?)
+        })
+        .await
+    }
+
+    /// The cluster matches the mark's revision: forget it, unless a newer change bumped it.
+    pub async fn complete_mark(&self, mark: &Mark) -> Result<(), StoreError> {
+        let sql = "DELETE FROM kube_outbox WHERE kind = $1 AND object_id = $2 AND revision = $3";
+        self.timed("outbox.complete", async {
+            on_pool!(self.write, |pool| sqlx::query(sql)
+                .bind(mark.kind.as_str())
+                .bind(&mark.object_id)
+                .bind(mark.revision)
+                .execute(pool)
+                .await
+                .map(drop))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The apply failed: try again at `retry_at_ms`, remembering why.
+    pub async fn fail_mark(&self, mark: &Mark, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+        let sql = "UPDATE kube_outbox SET attempts = attempts + 1, next_attempt_ms = $4, last_error = $5 \
+                   WHERE kind = $1 AND object_id = $2 AND revision = $3";
+        self.timed("outbox.fail", async {
+            on_pool!(self.write, |pool| sqlx::query(sql)
+                .bind(mark.kind.as_str())
+                .bind(&mark.object_id)
+                .bind(mark.revision)
+                .bind(retry_at_ms)
+                .bind(error)
+                .execute(pool)
+                .await
+                .map(drop))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks every tenant, project and app of one cluster (`None`: the default cluster's
+    /// tenants), so a reconciler that takes the cluster over re-applies everything: drift and
+    /// anything written while no reconciler ran are repaired.
+    pub async fn mark_cluster_for_resync(&self, cluster: Option<&ClusterId>) -> Result<(), StoreError> {
+        let cluster = cluster.map_or("", ClusterId::as_str);
+        let now = now_ms();
+        self.timed("outbox.resync", async {
+            on_pool!(self.write, |pool| {
+                let mut tx = pool.begin().await?;
+                for sql in [RESYNC_TENANTS, RESYNC_PROJECTS, RESYNC_APPS] {
+                    sqlx::query(sql)
+                        .bind(cluster)
+                        .bind(now)
+                        .bind(self.default_cluster)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The object as the database has it now, never from the cache: a cached copy could be
+    /// older than the change the mark is for.
+    pub async fn desired(&self, mark: &Mark) -> Result<Desired, StoreError> {
+        let id = mark.object_id.as_str();
+        let found = match mark.kind {
+            ObjectKind::Tenant => {
+                let sql = "SELECT id, name, cluster_id, created_at FROM tenants WHERE id = $1";
+                on_pool!(self.write, |pool| sqlx::query_as::<_, Tenant>(sql)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await)?
+                .map(Desired::Tenant)
+            }
+            ObjectKind::Project => {
+                let sql = "SELECT id, tenant_id, name, namespace, created_at FROM projects WHERE id = $1";
+                on_pool!(self.write, |pool| sqlx::query_as::<_, Project>(sql)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await)?
+                .map(Desired::Project)
+            }
+            ObjectKind::App => {
+                let sql = "SELECT a.id, a.project_id, p.tenant_id, a.name, a.image, a.host, a.created_at \
+                           FROM apps a JOIN projects p ON p.id = a.project_id WHERE a.id = $1";
+                on_pool!(self.write, |pool| sqlx::query_as::<_, App>(sql)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await)?
+                .map(Desired::App)
+            }
+        };
+        Ok(found.unwrap_or(Desired::Gone))
+    }
+
+    /// Takes the lease on reconciling `cluster` for this process, or says another replica has
+    /// it. PostgreSQL: a session advisory lock on a connection of its own, held until the
+    /// process exits or the connection breaks, so a replica that dies frees its clusters at once
+    /// and no timing is involved. SQLite serves one process, which needs no lease.
+    pub async fn lease_cluster(
+        &self,
+        leases: &mut Leases,
+        cluster: Option<&ClusterId>,
+    ) -> Result<bool, StoreError> {
+        let Pool::Postgres(pool) = &self.write else { return Ok(true) };
+        let key = format!("kubeop-reconcile:{}", cluster.map_or("", ClusterId::as_str));
+        if leases.held.contains(&key) {
+            let alive = match leases.connection.as_mut() {
+                Some(connection) => connection.ping().await.is_ok(),
+                None => false,
+            };
+            if alive {
+                return Ok(true);
+            }
+            // The session is gone, and its locks with it: start over.
+            leases.held.clear();
+            leases.connection = None;
+        }
+        if leases.connection.is_none() {
+            leases.connection = Some(pool.acquire().await?.detach());
+        }
+        let connection = leases.connection.as_mut().expect("set above");
+        // Keyed by schema too: installations (and tests) sharing a database have their own leases.
+        let taken: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || ':' || $1, 0))",
+        )
+        .bind(&key)
+        .fetch_one(&mut *connection)
+        .await
+        .inspect_err(|_| leases.connection = None)?;
+        if taken {
+            leases.held.insert(key);
+        }
+        Ok(taken)
+    }
+}
+
+/// The reconcile leases this process holds (see [`Store::lease_cluster`]).
+#[derive(Default)]
+pub struct Leases {
+    connection: Option<PgConnection>,
+    held: HashSet<String>,
+}
+
+const RESYNC_TENANTS: &str =
+    mark_sql!("tenant", "t.id", "NULL", "tenants t", "COALESCE(t.cluster_id, '') = $1");
+const RESYNC_PROJECTS: &str = mark_sql!(
+    "project",
+    "p.id",
+    "p.namespace",
+    "projects p JOIN tenants t ON t.id = p.tenant_id",
+    "COALESCE(t.cluster_id, '') = $1"
+);
+const RESYNC_APPS: &str = mark_sql!(
+    "app",
+    "a.id",
+    "p.namespace",
+    "apps a JOIN projects p ON p.id = a.project_id JOIN tenants t ON t.id = p.tenant_id",
+    "COALESCE(t.cluster_id, '') = $1"
+);
