@@ -152,6 +152,11 @@ async fn openapi_describes_every_route_with_bearer_security() {
         ("/v1/usage/snapshot", &["get"]),
         ("/v1/tenants/{id}/rates", &["get", "put"]),
         ("/v1/invoices/{tenantID}", &["get"]),
+        ("/v1/clusters", &["post", "get"]),
+        ("/v1/clusters/{id}", &["get", "delete"]),
+        ("/v1/clusters/{id}/status", &["get"]),
+        ("/v1/kubeconfigs/project/{id}", &["get"]),
+        ("/v1/kubeconfigs/{namespace}", &["get"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in expected {

@@ -105,6 +105,10 @@ def main(document: str, reports: str) -> int:
         "1",
         "--request-timeout",
         "10",
+        # Without a cluster these answer their documented 503, which the server-error check
+        # counts as a fault; tests/api/kube.rs covers them against the fake API server.
+        "--exclude-path-regex",
+        "^/v1/kubeconfigs/",
         "--continue-on-failure",
         "--no-color",
         "--report",
