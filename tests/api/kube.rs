@@ -34,6 +34,12 @@ async fn register(app: &TestApp, name: &str, kubeconfig: &str) -> reqwest::Respo
     app.post("/v1/clusters", &json!({"name": name, "kubeconfig": BASE64.encode(kubeconfig)})).await
 }
 
+/// A tenant `acme` on a registered cluster; its id.
+async fn tenant_on(app: &TestApp, cluster: &Value) -> String {
+    let body = json!({"name": "acme", "clusterID": cluster["id"]});
+    expect_json(app.post("/v1/tenants", &body).await, StatusCode::OK).await["id"].as_str().unwrap().to_owned()
+}
+
 /// Polls `check` until it holds (the reconciler works in the background).
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -137,14 +143,7 @@ async fn an_unreachable_cluster_only_delays(engine: Engine) {
     })
     .await;
     let cluster = expect_json(register(&app, "fake", &https.admin_kubeconfig()).await, StatusCode::OK).await;
-    let tenant = expect_json(
-        app.post("/v1/tenants", &json!({"name": "acme", "clusterID": cluster["id"]})).await,
-        StatusCode::OK,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tenant = tenant_on(&app, &cluster).await;
 
     fake.set_down(true);
     let started = Instant::now();
@@ -180,14 +179,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing(engine: Engine) {
     let (fake, https) = cluster().await;
     let mut app = TestApp::spawn(engine).await;
     let cluster = expect_json(register(&app, "fake", &https.admin_kubeconfig()).await, StatusCode::OK).await;
-    let tenant = expect_json(
-        app.post("/v1/tenants", &json!({"name": "acme", "clusterID": cluster["id"]})).await,
-        StatusCode::OK,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tenant = tenant_on(&app, &cluster).await;
     fake.set_down(true);
     let project = app.create_project(&tenant, "web").await;
     // The server dies with the change committed and not applied.
@@ -271,14 +263,7 @@ async fn a_project_kubeconfig_reaches_its_namespace_only(engine: Engine) {
     let (fake, https) = cluster().await;
     let app = TestApp::spawn_with_auth(engine).await;
     let cluster = expect_json(register(&app, "fake", &https.admin_kubeconfig()).await, StatusCode::OK).await;
-    let tenant = expect_json(
-        app.post("/v1/tenants", &json!({"name": "acme", "clusterID": cluster["id"]})).await,
-        StatusCode::OK,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tenant = tenant_on(&app, &cluster).await;
     let project = app.create_project(&tenant, "web").await;
     let other = app.create_project(&tenant, "db").await;
 

@@ -76,11 +76,6 @@ impl KubeError {
             other => KubeError::Unavailable { cluster, why: transport_reason(&other) },
         }
     }
-
-    /// Whether retrying later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, KubeError::Unavailable { .. } | KubeError::Conflict(_) | KubeError::NotFound(_))
-    }
 }
 
 /// The innermost cause of a transport failure ("connection refused", "deadline has elapsed"),

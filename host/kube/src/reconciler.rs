@@ -35,7 +35,7 @@ pub struct Reconciler {
     metrics: ReconcilerMetrics,
 }
 
-/// Applies and deletes by kind and result, and how long each pass took.
+/// Applies and deletes by kind, action and result.
 #[derive(Clone)]
 pub struct ReconcilerMetrics {
     pub applies: prometheus::IntCounterVec,

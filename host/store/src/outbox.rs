@@ -208,30 +208,6 @@ impl Store {
         .await
     }
 
-    /// The pending mark of one object, if any: the cluster is behind on it.
-    pub async fn pending_mark(&self, kind: ObjectKind, object_id: &str) -> Result<Option<Mark>, StoreError> {
-        let sql = concat!("SELECT ", mark_columns!(), " FROM kube_outbox WHERE kind = $1 AND object_id = $2");
-        self.timed("outbox.pending", async {
-            let row: Option<MarkRow> = on_pool!(self.read, |pool| sqlx::query_as(sql)
-                .bind(kind.as_str())
-                .bind(object_id)
-                .fetch_optional(pool)
-                .await)?;
-            Ok(row.and_then(read_mark))
-        })
-        .await
-    }
-
-    /// How many marks wait, over all clusters.
-    pub async fn pending_marks(&self) -> Result<i64, StoreError> {
-        self.timed("outbox.count", async {
-            Ok(on_pool!(self.read, |pool| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM kube_outbox")
-                .fetch_one(pool)
-                .await)?)
-        })
-        .await
-    }
-
     /// The cluster matches the mark's revision: forget it, unless a newer change bumped it.
     pub async fn complete_mark(&self, mark: &Mark) -> Result<(), StoreError> {
         let sql = "DELETE FROM kube_outbox WHERE kind = $1 AND object_id = $2 AND revision = $3";
@@ -263,30 +239,6 @@ impl Store {
                 .await
                 .map(drop))?;
             Ok(())
-        })
-        .await
-    }
-
-    /// Marks every tenant, project and app of one cluster (`None`: the default cluster's
-    /// tenants), so a reconciler that takes the cluster over re-applies everything: drift and
-    /// anything written while no reconciler ran are repaired.
-    pub async fn mark_cluster_for_resync(&self, cluster: Option<&ClusterId>) -> Result<(), StoreError> {
-        let cluster = cluster.map_or("", ClusterId::as_str);
-        let now = now_ms();
-        self.timed("outbox.resync", async {
-            on_pool!(self.write, |pool| {
-                let mut tx = pool.begin().await?;
-                for sql in [RESYNC_TENANTS, RESYNC_PROJECTS, RESYNC_APPS] {
-                    sqlx::query(sql)
-                        .bind(cluster)
-                        .bind(now)
-                        .bind(self.default_cluster)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            })
         })
         .await
     }
@@ -373,20 +325,3 @@ pub struct Leases {
     connection: Option<PgConnection>,
     held: HashSet<String>,
 }
-
-const RESYNC_TENANTS: &str =
-    mark_sql!("tenant", "t.id", "NULL", "tenants t", "COALESCE(t.cluster_id, '') = $1");
-const RESYNC_PROJECTS: &str = mark_sql!(
-    "project",
-    "p.id",
-    "p.namespace",
-    "projects p JOIN tenants t ON t.id = p.tenant_id",
-    "COALESCE(t.cluster_id, '') = $1"
-);
-const RESYNC_APPS: &str = mark_sql!(
-    "app",
-    "a.id",
-    "p.namespace",
-    "apps a JOIN projects p ON p.id = a.project_id JOIN tenants t ON t.id = p.tenant_id",
-    "COALESCE(t.cluster_id, '') = $1"
-);

@@ -15,7 +15,6 @@ use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
 use kubeop_core::{Cluster, ClusterId, Name};
 use kubeop_kube::ClusterStatus;
-use kubeop_kube::error::cluster_label;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -129,6 +128,5 @@ async fn get_cluster_status(
     auth::require_admin(&caller)?;
     let cluster = state.store.get_cluster(&id).await?;
     let status = state.clusters.status(Some(&id)).await?;
-    tracing::debug!(cluster = %cluster_label(Some(&id)), reachable = status.reachable, "cluster status");
     Ok(axum::Json(ClusterStatusAnswer { id: cluster.id, name: cluster.name, status }))
 }
