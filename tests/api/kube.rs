@@ -388,7 +388,10 @@ async fn a_project_kubeconfig_reaches_its_namespace_only(engine: Engine) {
             "kubeop-project-edit",
         ),
     ];
-    validate_strictly(&written.into_iter().map(Option::unwrap).collect::<Vec<_>>()).await;
+    let mut objects: Vec<Value> = written.into_iter().map(Option::unwrap).collect();
+    // And the CustomResourceDefinitions kubeop ships (deploy/crds/ holds the same).
+    objects.extend(kubeop_crds::definitions().iter().map(|crd| serde_json::to_value(crd).unwrap()));
+    validate_strictly(&objects).await;
 }
 
 /// `kubernetes-validate --strict` for Kubernetes 1.33 (the version kubeop is built for).
