@@ -157,8 +157,14 @@ impl TestApp {
 
     /// Another server on the same database, as a second replica behind a load balancer.
     pub async fn replica(&self) -> TestApp {
+        self.replica_with(|_| {}).await
+    }
+
+    /// A replica whose configuration `adjust` changes (the same database).
+    pub async fn replica_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = self.config.clone();
+        adjust(&mut config);
         // The same database (for SQLite, the primary's file), its own data directory.
         config.db.url = self.config.database_url();
         config.data_dir = data_dir.path().to_owned();

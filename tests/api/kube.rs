@@ -40,6 +40,35 @@ async fn tenant_on(app: &TestApp, cluster: &Value) -> String {
     expect_json(app.post("/v1/tenants", &body).await, StatusCode::OK).await["id"].as_str().unwrap().to_owned()
 }
 
+/// Sets a resource's `Ready` condition on the fake, as the operator will.
+async fn report_ready(
+    fake: &FakeKube,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) {
+    let resource = kube::discovery::ApiResource {
+        group: "paas.kubeop.io".into(),
+        version: "v1alpha1".into(),
+        api_version: CRD.into(),
+        kind: String::new(),
+        plural: plural.into(),
+    };
+    let api: Api<kube::api::DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(fake.client(), namespace, &resource),
+        None => Api::all_with(fake.client(), &resource),
+    };
+    let condition = json!({"type": "Ready", "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": "2026-11-29T00:00:00Z"});
+    let patch = kube::api::Patch::Merge(json!({"status": {"conditions": [condition]}}));
+    api.patch_status(name, &kube::api::PatchParams::default(), &patch)
+        .await
+        .expect("the fake takes the status");
+}
+
 /// Polls `check` until it holds (the reconciler works in the background).
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -104,6 +133,40 @@ async fn resources_follow_the_database(engine: Engine) {
         "every write is a server-side apply by the one field manager: {applies:?}"
     );
 
+    // Status: applied, and nobody (no operator yet) reported it ready.
+    let got = expect_json(app.get(&format!("/v1/projects/{project}")).await, StatusCode::OK).await;
+    assert_eq!(got["status"]["state"], "pending", "{got}");
+    assert_eq!(got["status"]["namespace"], "kubeop-acme-web");
+    // What the operator will do: report the resources' conditions. The manager shows them from
+    // its watch, without asking the cluster on the request.
+    report_ready(&fake, "projects", None, &name_of(&project), "True", "Reconciled", "namespace ready").await;
+    report_ready(
+        &fake,
+        "apps",
+        Some("kubeop-acme-web"),
+        &name_of(&app_id),
+        "False",
+        "ImagePullBackOff",
+        "image not found",
+    )
+    .await;
+    let project_path = format!("/v1/projects/{project}");
+    let app_path = format!("/v1/apps/{app_id}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let project_state = expect_json(app.get(&project_path).await, StatusCode::OK).await;
+        let app_state = expect_json(app.get(&app_path).await, StatusCode::OK).await;
+        if project_state["status"]["state"] == "ready" && app_state["status"]["state"] == "error" {
+            assert_eq!(project_state["status"]["message"], "namespace ready");
+            assert_eq!(app_state["status"]["message"], "ImagePullBackOff: image not found");
+            assert_eq!(app_state["status"]["namespace"], "kubeop-acme-web");
+            assert_eq!(app_state["name"], "site", "the app's own fields are still there");
+            break;
+        }
+        assert!(Instant::now() < deadline, "statuses never showed: {project_state} {app_state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // A rename changes the spec, never the object.
     let renamed = app.put("/v1/projects", &json!({"ID": project, "Name": "www"})).await;
     assert_eq!(renamed.status(), StatusCode::NO_CONTENT);
@@ -152,6 +215,10 @@ async fn an_unreachable_cluster_only_delays(engine: Engine) {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(fake.object(CRD, "projects", None, &name_of(&project)).is_none());
     assert!(app.count_rows("kube_outbox").await > 0, "the cluster is known to be behind");
+    let got = expect_json(app.get(&format!("/v1/projects/{project}")).await, StatusCode::OK).await;
+    assert_eq!(got["status"]["state"], "error", "failed applies show, with why: {got}");
+    let message = got["status"]["message"].as_str().unwrap();
+    assert!(message.contains("retrying") && message.contains("unavailable"), "{message}");
     let status = expect_json(
         app.get(&format!("/v1/clusters/{}/status", cluster["id"].as_str().unwrap())).await,
         StatusCode::OK,
@@ -192,6 +259,77 @@ async fn a_crash_between_commit_and_apply_loses_nothing(engine: Engine) {
     })
     .await;
     drop(successor);
+}
+
+/// PostgreSQL only: replicas on SQLite would be processes sharing a file, which kubeop does not
+/// support for the reconciler (its lease is a PostgreSQL advisory lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_apply_each_change_once() {
+    let (fake, https) = cluster().await;
+    let primary = TestApp::spawn(Engine::Postgres).await;
+    let cluster =
+        expect_json(register(&primary, "fake", &https.admin_kubeconfig()).await, StatusCode::OK).await;
+    let tenant = tenant_on(&primary, &cluster).await;
+    let replica = primary.replica().await;
+    // Both have looked for clusters to take over at least once.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    fake.clear_requests();
+    let mut projects = Vec::new();
+    for n in 0..30 {
+        let via = if n % 2 == 0 { &primary } else { &replica };
+        projects.push(via.create_project(&tenant, &format!("p{n}")).await);
+    }
+    eventually("every project reached the cluster", || {
+        projects.iter().all(|p| fake.object(CRD, "projects", None, &name_of(p)).is_some())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let applies = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.starts_with("/apis/paas.kubeop.io/v1alpha1/projects/"))
+        .count();
+    assert_eq!(applies, 30, "one replica holds the cluster's lease: each change is applied once");
+    // And it is the one that took the cluster first, though half the changes were the other's.
+    let applied_by = |metrics: String| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("kubeop_kube_reconciles_total") && l.contains(r#"kind="project""#))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let primary_metrics = primary.get("/metrics").await.text().await.unwrap();
+    let replica_metrics = replica.get("/metrics").await.text().await.unwrap();
+    assert_eq!((applied_by(primary_metrics), applied_by(replica_metrics)), (30, 0));
+}
+
+both_engines!(a_default_cluster_configured_later_receives_what_exists);
+
+async fn a_default_cluster_configured_later_receives_what_exists(engine: Engine) {
+    let (fake, https) = cluster().await;
+    let mut app = TestApp::spawn(engine).await;
+    let tenant = app.create_tenant("acme").await;
+    let project = app.create_project(&tenant, "web").await;
+    assert_eq!(app.count_rows("kube_outbox").await, 0, "no cluster yet: nothing to apply");
+    app.kill();
+    // The operator points kube.default at a cluster and restarts: the reconciler takes the
+    // cluster over and applies everything that already exists.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(&kubeconfig, https.admin_kubeconfig()).unwrap();
+    let successor = app
+        .replica_with(|config| {
+            config.kube.default = kubeop_config::DefaultCluster::Kubeconfig;
+            config.kube.kubeconfig = kubeconfig.clone();
+        })
+        .await;
+    eventually("the existing tenant and project reach the default cluster", || {
+        fake.object(CRD, "tenants", None, &name_of(&tenant)).is_some()
+            && fake.object(CRD, "projects", None, &name_of(&project)).is_some()
+    })
+    .await;
+    let got = expect_json(successor.get(&format!("/v1/projects/{project}")).await, StatusCode::OK).await;
+    assert!(got["status"]["state"].is_string(), "the default cluster's projects have a status: {got}");
 }
 
 both_engines!(bad_kubeconfigs_are_refused, tenants_without_a_cluster_get_503_for_cluster_endpoints_only);
@@ -253,7 +391,11 @@ async fn tenants_without_a_cluster_get_503_for_cluster_endpoints_only(engine: En
     )
     .await;
     // Everything else works, and no change waits for a cluster that does not exist.
-    app.create_app(&project, "site", "site.example.com").await;
+    let site = app.create_app(&project, "site", "site.example.com").await;
+    let got = expect_json(app.get(&format!("/v1/projects/{project}")).await, StatusCode::OK).await;
+    assert!(got.get("status").is_none(), "no cluster, no status: {got}");
+    let got = expect_json(app.get(&format!("/v1/apps/{site}")).await, StatusCode::OK).await;
+    assert!(got.get("status").is_none(), "no cluster, no status: {got}");
     assert_eq!(app.count_rows("kube_outbox").await, 0);
 }
 
@@ -445,4 +587,78 @@ async fn kms_rotation_keeps_every_secret(engine: Engine) {
     let status =
         server.state().clusters.status(Some(&kubeop_core::ClusterId::parse(id).unwrap())).await.unwrap();
     assert!(status.reachable, "{status:?}");
+}
+
+/// The same flow against a real cluster, when `KUBEOP_TEST_KUBECONFIG` names an admin
+/// kubeconfig (e.g. kind's; see the README). Skipped otherwise. It installs kubeop's CRDs,
+/// registers the cluster, and removes what it created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_real_cluster() {
+    let Ok(path) = std::env::var("KUBEOP_TEST_KUBECONFIG") else {
+        eprintln!("KUBEOP_TEST_KUBECONFIG is not set: skipping the real-cluster suite");
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let yaml = std::fs::read_to_string(&path).expect("KUBEOP_TEST_KUBECONFIG names a readable file");
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let admin = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap(),
+    )
+    .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in kubeop_crds::definitions() {
+        let name = crd.metadata.name.clone().unwrap();
+        let apply = kube::api::PatchParams::apply("kubeop-test").force();
+        crds.patch(&name, &apply, &kube::api::Patch::Apply(&crd)).await.expect("kubeop's CRDs install");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // the API server starts serving them
+
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let cluster = expect_json(register(&app, "real", &yaml).await, StatusCode::OK).await;
+    let status = expect_json(
+        app.get(&format!("/v1/clusters/{}/status", cluster["id"].as_str().unwrap())).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (status["reachable"].as_bool(), status["crdsInstalled"].as_bool()),
+        (Some(true), Some(true)),
+        "{status}"
+    );
+    let suffix = &ulid::Ulid::generate().to_string().to_lowercase()[20..];
+    let tenant_name = format!("e2e{suffix}");
+    let body = json!({"name": tenant_name, "clusterID": cluster["id"]});
+    let tenant = expect_json(app.post("/v1/tenants", &body).await, StatusCode::OK).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let project = app.create_project(&tenant, "web").await;
+    let namespace = format!("kubeop-{tenant_name}-web");
+    let projects: Api<kubeop_crds::Project> = Api::all(admin.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while projects.get_opt(&name_of(&project)).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the Project resource never appeared");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let issued =
+        expect_json(app.get(&format!("/v1/kubeconfigs/project/{project}")).await, StatusCode::OK).await;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(issued["kubeconfig"].as_str().unwrap()).unwrap();
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap(),
+    )
+    .unwrap();
+    let own: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
+    own.list(&ListParams::default()).await.expect("the project's kubeconfig reads its namespace");
+    let elsewhere: Api<ServiceAccount> = Api::namespaced(client, "kube-system");
+    assert!(
+        matches!(elsewhere.list(&ListParams::default()).await, Err(kube::Error::Api(s)) if s.code == 403)
+    );
+
+    assert_eq!(app.delete(&format!("/v1/tenants/{tenant}")).await.status(), StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while projects.get_opt(&name_of(&project)).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the Project resource was never deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

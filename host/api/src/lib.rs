@@ -33,7 +33,8 @@ use crate::metrics::Metrics;
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    reconciler: kubeop_kube::Reconciler,
+    /// `None` when `kube.reconciler` is off.
+    reconciler: Option<kubeop_kube::Reconciler>,
     grace: Duration,
     sync_interval: Duration,
     connections: serve::ConnectionLimits,
@@ -57,6 +58,7 @@ impl Server {
         let policy = policy::PolicyState::load(policy, &store).await?;
         let clusters = Arc::new(kubeop_kube::Clusters::new(store.clone(), kms.clone(), &config.kube));
         let reconciler_metrics = kubeop_kube::ReconcilerMetrics::new(&metrics.registry);
+        let statuses = Arc::new(kubeop_kube::Statuses::new(store.clone(), clusters.clone()));
         let plugins = Plugins::start(
             &config.plugins,
             Some(config.data_dir.join("plugin-cache")),
@@ -81,6 +83,7 @@ impl Server {
             metrics,
             kms,
             clusters,
+            statuses,
             kube_settings: config.kube.clone(),
             plugins,
             policy: Arc::new(policy),
@@ -92,12 +95,14 @@ impl Server {
         });
         let addr = config.http.addr.socket_addr();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let reconciler = kubeop_kube::Reconciler::new(
-            state.store.clone(),
-            state.clusters.clone(),
-            &config.kube,
-            reconciler_metrics,
-        );
+        let reconciler = config.kube.reconciler.then(|| {
+            kubeop_kube::Reconciler::new(
+                state.store.clone(),
+                state.clusters.clone(),
+                &config.kube,
+                reconciler_metrics,
+            )
+        });
         Ok(Self {
             listener,
             state,
@@ -167,13 +172,18 @@ impl Server {
             max_connections = self.connections.max_connections,
             "kubeop manager listening"
         );
-        let reconciler = tokio::spawn(self.reconciler.run());
+        let reconciler = self.reconciler.map(|reconciler| tokio::spawn(reconciler.run()));
+        let watch_every = Duration::from_millis(self.state.kube_settings.reconcile_interval_ms);
+        let statuses = tokio::spawn(self.state.statuses.clone().run(watch_every));
         let result =
             serve::serve(self.listener, http::app(self.state), self.connections, shutdown, self.grace).await;
         plugin_sync.abort();
         key_expiry.abort();
         follower.abort();
-        reconciler.abort();
+        statuses.abort();
+        if let Some(reconciler) = reconciler {
+            reconciler.abort();
+        }
         store.close().await;
         result
     }

@@ -60,6 +60,9 @@ pub struct KubeConfig {
     pub default: DefaultCluster,
     /// The kubeconfig file of `default = "kubeconfig"`; empty: `KUBECONFIG`, then `~/.kube/config`.
     pub kubeconfig: PathBuf,
+    /// Whether this replica runs the reconciler (one replica per cluster reconciles at a time
+    /// anyway; `false` keeps a replica to serving requests).
+    pub reconciler: bool,
     /// The field manager of every server-side apply.
     pub field_manager: String,
     /// Longest wait for one Kubernetes API call, in milliseconds.
@@ -288,6 +291,7 @@ impl Default for Config {
             kube: KubeConfig {
                 default: DefaultCluster::None,
                 kubeconfig: PathBuf::new(),
+                reconciler: true,
                 field_manager: "kubeop".into(),
                 request_timeout_ms: 10_000,
                 reconcile_interval_ms: 1_000,

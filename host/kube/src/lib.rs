@@ -8,7 +8,9 @@ pub mod error;
 pub mod kubeconfigs;
 pub mod reconciler;
 pub mod resources;
+pub mod status;
 
 pub use clusters::{ClusterStatus, Clusters, Connected, parse_kubeconfig};
 pub use error::KubeError;
 pub use reconciler::{Reconciler, ReconcilerMetrics};
+pub use status::{Statuses, SyncState, SyncStatus};

@@ -14,8 +14,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use kubeop_core::ClusterId;
 use kubeop_store::Store;
-use kubeop_store::outbox::{Desired, Leases, Mark, ObjectKind, now_ms};
+use kubeop_store::outbox::{Desired, Lease, Leases, Mark, ObjectKind, now_ms};
 
 use crate::clusters::{Clusters, Connected};
 use crate::error::{Call, KubeError};
@@ -89,12 +90,24 @@ impl Reconciler {
         }
     }
 
-    /// Drains every mark due now, cluster by cluster; answers how many were applied.
+    /// Takes over the clusters no replica reconciles yet (re-applying everything of a cluster
+    /// it takes over), then drains every mark due now, cluster by cluster; answers how many
+    /// were applied.
     pub async fn pass(&self, leases: &mut Leases) -> Result<usize, KubeError> {
         let mut done = 0;
+        let mut clusters: Vec<Option<ClusterId>> =
+            self.store.cluster_ids().await?.into_iter().map(Some).collect();
+        if self.clusters.has_default() {
+            clusters.push(None);
+        }
+        for cluster in &clusters {
+            if self.store.lease_cluster(leases, cluster.as_ref()).await? == Lease::Taken {
+                self.store.mark_cluster_for_resync(cluster.as_ref()).await?;
+            }
+        }
         let now = now_ms();
         for cluster in self.store.clusters_with_due_marks(now).await? {
-            if !self.store.lease_cluster(leases, cluster.as_ref()).await? {
+            if self.store.lease_cluster(leases, cluster.as_ref()).await? == Lease::Elsewhere {
                 continue; // another replica reconciles this cluster
             }
             loop {

@@ -74,6 +74,18 @@ impl Store {
         .await
     }
 
+    /// Every registered cluster's id.
+    pub async fn cluster_ids(&self) -> Result<Vec<ClusterId>, StoreError> {
+        self.timed("clusters.ids", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_scalar::<_, ClusterId>(
+                "SELECT id FROM clusters ORDER BY id"
+            )
+            .fetch_all(pool)
+            .await)?)
+        })
+        .await
+    }
+
     /// The sealed kubeconfig of a cluster.
     pub async fn cluster_kubeconfig(&self, id: &ClusterId) -> Result<Vec<u8>, StoreError> {
         self.timed("clusters.kubeconfig", async {

@@ -208,6 +208,20 @@ impl Store {
         .await
     }
 
+    /// The pending mark of one object, if any: the cluster is behind on it.
+    pub async fn pending_mark(&self, kind: ObjectKind, object_id: &str) -> Result<Option<Mark>, StoreError> {
+        let sql = concat!("SELECT ", mark_columns!(), " FROM kube_outbox WHERE kind = $1 AND object_id = $2");
+        self.timed("outbox.pending", async {
+            let row: Option<MarkRow> = on_pool!(self.read, |pool| sqlx::query_as(sql)
+                .bind(kind.as_str())
+                .bind(object_id)
+                .fetch_optional(pool)
+                .await)?;
+            Ok(row.and_then(read_mark))
+        })
+        .await
+    }
+
     /// The cluster matches the mark's revision: forget it, unless a newer change bumped it.
     pub async fn complete_mark(&self, mark: &Mark) -> Result<(), StoreError> {
         let sql = "DELETE FROM kube_outbox WHERE kind = $1 AND object_id = $2 AND revision = $3";
@@ -285,16 +299,18 @@ impl Store {
         &self,
         leases: &mut Leases,
         cluster: Option<&ClusterId>,
-    ) -> Result<bool, StoreError> {
-        let Pool::Postgres(pool) = &self.write else { return Ok(true) };
+    ) -> Result<Lease, StoreError> {
         let key = format!("kubeop-reconcile:{}", cluster.map_or("", ClusterId::as_str));
+        let Pool::Postgres(pool) = &self.write else {
+            return Ok(if leases.held.insert(key) { Lease::Taken } else { Lease::Held });
+        };
         if leases.held.contains(&key) {
             let alive = match leases.connection.as_mut() {
                 Some(connection) => connection.ping().await.is_ok(),
                 None => false,
             };
             if alive {
-                return Ok(true);
+                return Ok(Lease::Held);
             }
             // The session is gone, and its locks with it: start over.
             leases.held.clear();
@@ -312,11 +328,46 @@ impl Store {
         .fetch_one(&mut *connection)
         .await
         .inspect_err(|_| leases.connection = None)?;
-        if taken {
-            leases.held.insert(key);
+        if !taken {
+            return Ok(Lease::Elsewhere);
         }
-        Ok(taken)
+        leases.held.insert(key);
+        Ok(Lease::Taken)
     }
+
+    /// Marks every tenant, project and app of one cluster (`None`: the default cluster's
+    /// tenants), so a reconciler taking the cluster over re-applies everything: drift, a default
+    /// cluster configured after tenants existed, and anything a lost database write left out.
+    pub async fn mark_cluster_for_resync(&self, cluster: Option<&ClusterId>) -> Result<(), StoreError> {
+        let cluster = cluster.map_or("", ClusterId::as_str);
+        self.timed("outbox.resync", async {
+            on_pool!(self.write, |pool| {
+                let mut tx = pool.begin().await?;
+                for sql in [RESYNC_TENANTS, RESYNC_PROJECTS, RESYNC_APPS] {
+                    sqlx::query(sql)
+                        .bind(cluster)
+                        .bind(now_ms())
+                        .bind(self.default_cluster)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+/// What [`Store::lease_cluster`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This process just took the cluster over.
+    Taken,
+    /// This process already had it.
+    Held,
+    /// Another replica reconciles it.
+    Elsewhere,
 }
 
 /// The reconcile leases this process holds (see [`Store::lease_cluster`]).
@@ -325,3 +376,20 @@ pub struct Leases {
     connection: Option<PgConnection>,
     held: HashSet<String>,
 }
+
+const RESYNC_TENANTS: &str =
+    mark_sql!("tenant", "t.id", "NULL", "tenants t", "COALESCE(t.cluster_id, '') = $1");
+const RESYNC_PROJECTS: &str = mark_sql!(
+    "project",
+    "p.id",
+    "p.namespace",
+    "projects p JOIN tenants t ON t.id = p.tenant_id",
+    "COALESCE(t.cluster_id, '') = $1"
+);
+const RESYNC_APPS: &str = mark_sql!(
+    "app",
+    "a.id",
+    "p.namespace",
+    "apps a JOIN projects p ON p.id = a.project_id JOIN tenants t ON t.id = p.tenant_id",
+    "COALESCE(t.cluster_id, '') = $1"
+);

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiErrors, BodyErrors, Result, invalid_field};
@@ -11,8 +11,10 @@ use super::extract::{Json, PageParams, PathId, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
 use kubeop_core::{App, AppId, Hostname, ImageRef, Name, ProjectId};
+use kubeop_kube::SyncStatus;
 use kubeop_plugins::{ImageCheck, ImageVerdict};
 use kubeop_store::apps::AppChanges;
+use kubeop_store::outbox::ObjectKind;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -130,17 +132,35 @@ async fn list_apps(
     Ok(paged(state.store.list_apps(project_id.as_ref(), &page).await?, &page))
 }
 
-/// Get an app (admin, the owning tenant, or a project-role token for its project).
+/// An app with where it stands on its cluster.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AppAnswer {
+    #[serde(flatten)]
+    app: App,
+    /// Absent when the tenant has no cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<SyncStatus>,
+}
+
+/// Get an app (admin, the owning tenant, or a project-role token for its project), with its
+/// status on the cluster: `pending`, `ready` or `error` and a message, and its namespace.
 #[utoipa::path(get, path = "/v1/apps/{id}", tag = "apps", params(("id" = AppId, Path, description = "App id")),
-    responses((status = 200, description = "The app", body = App), ApiErrors))]
+    responses((status = 200, description = "The app", body = AppAnswer), ApiErrors))]
 async fn get_app(
     State(state): State<AppState>,
     caller: Caller,
     PathId(id): PathId<AppId>,
-) -> Result<axum::Json<App>> {
+) -> Result<axum::Json<AppAnswer>> {
     let app = state.store.get_app(&id).await?;
     auth::may_read_app(&caller, &app)?;
-    Ok(axum::Json(app))
+    let tenant = state.store.get_tenant(&app.tenant_id).await?;
+    let status = if tenant.cluster_id.is_some() || state.clusters.has_default() {
+        let project = state.store.get_project(&app.project_id).await?;
+        state.statuses.of(ObjectKind::App, id.as_str(), &tenant, project.namespace.as_str()).await?
+    } else {
+        None
+    };
+    Ok(axum::Json(AppAnswer { app, status }))
 }
 
 /// Update an app's name, image or host (admin).

@@ -69,6 +69,8 @@ pub struct Shared {
     pub kms: Option<Kms>,
     /// The clusters tenants live on, and their clients.
     pub clusters: Arc<kubeop_kube::Clusters>,
+    /// What the clusters report about projects and apps, watched in the background.
+    pub statuses: Arc<kubeop_kube::Statuses>,
     /// The `[kube]` settings (kubeconfig lifetimes, the field manager).
     pub kube_settings: kubeop_config::KubeConfig,
     pub plugins: Plugins,

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiErrors, BodyErrors, Result, invalid_field};
@@ -11,6 +11,8 @@ use super::extract::{Json, PageParams, PathId, Query};
 use super::{AppState, Identified, paged};
 use crate::auth::{self, Caller};
 use kubeop_core::{Name, Project, ProjectId, TenantId};
+use kubeop_kube::SyncStatus;
+use kubeop_store::outbox::ObjectKind;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -84,17 +86,31 @@ async fn list_projects(
     Ok(paged(state.store.list_projects(tenant.as_ref(), &page).await?, &page))
 }
 
-/// Get a project (admin, the owning tenant, or a project-role token for it).
+/// A project with where it stands on its cluster.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProjectAnswer {
+    #[serde(flatten)]
+    project: Project,
+    /// Absent when the tenant has no cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<SyncStatus>,
+}
+
+/// Get a project (admin, the owning tenant, or a project-role token for it), with its status on
+/// the cluster: `pending`, `ready` or `error` and a message.
 #[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = ProjectId, Path, description = "Project id")),
-    responses((status = 200, description = "The project", body = Project), ApiErrors))]
+    responses((status = 200, description = "The project", body = ProjectAnswer), ApiErrors))]
 async fn get_project(
     State(state): State<AppState>,
     caller: Caller,
     PathId(id): PathId<ProjectId>,
-) -> Result<axum::Json<Project>> {
+) -> Result<axum::Json<ProjectAnswer>> {
     let project = state.store.get_project(&id).await?;
     auth::may_read_project(&caller, &project)?;
-    Ok(axum::Json(project))
+    let tenant = state.store.get_tenant(&project.tenant_id).await?;
+    let status =
+        state.statuses.of(ObjectKind::Project, id.as_str(), &tenant, project.namespace.as_str()).await?;
+    Ok(axum::Json(ProjectAnswer { project, status }))
 }
 
 async fn rename(state: AppState, caller: Caller, body: UpdateProject) -> Result<StatusCode> {
