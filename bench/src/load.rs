@@ -149,6 +149,43 @@ pub async fn closed_loop(
     collect(tasks, started).await
 }
 
+/// Exactly `total` requests over `connections` connections, each waiting for its answer: a
+/// burst, for "how long until all of it is done".
+pub async fn burst(
+    addr: SocketAddr,
+    token: Option<Arc<str>>,
+    connections: usize,
+    total: u64,
+    make: MakeRequest,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for index in 0..connections {
+        let (make, token, next) = (make.clone(), token.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut connection = Connection::open(addr, token).await?;
+            let mut latency = histogram();
+            let (mut requests, mut errors) = (0u64, 0u64);
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let (method, path, body) = make(index, n);
+                let sent = Instant::now();
+                match connection.send(method, &path, body).await {
+                    Ok(status) if status.is_success() => requests += 1,
+                    _ => errors += 1,
+                }
+                latency.record(sent.elapsed().as_micros().max(1) as u64)?;
+            }
+            anyhow::Ok((requests, errors, latency))
+        }));
+    }
+    collect(tasks, started).await
+}
+
 /// `rate` requests a second spread over `connections`, whatever the answers take; latency
 /// counts from when each request was due.
 pub async fn open_loop(

@@ -8,6 +8,7 @@
 mod attack;
 mod billing;
 mod http;
+mod kube;
 mod load;
 mod logs;
 mod plugins;
@@ -33,6 +34,9 @@ enum Bench {
     Billing(billing::Options),
     /// The security review's attacks on the real binary: held connections, oversized bodies.
     Attack(attack::Options),
+    /// A burst of 1,000 project creations reaching the HTTPS fake cluster, POST latency with the
+    /// reconciler on against off, and kubeconfig issuance.
+    Kube(kube::Options),
     /// The access log's cost: `kubeop serve` with the production profile, its access log off
     /// (filter `warn`) and on (`info`, to a file), alternately.
     Logs(logs::Options),
@@ -45,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Billing(options) => billing::run(options),
         Bench::Logs(options) => logs::run(options),
         Bench::Attack(options) => attack::run(options),
+        Bench::Kube(options) => kube::run(options),
     }
 }
