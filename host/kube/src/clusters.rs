@@ -182,6 +182,26 @@ impl Clusters {
     }
 }
 
+/// Server-side applies `object` (forced: kubeop owns the fields it sets), mapping failures to
+/// what the API answers.
+pub async fn apply<K>(
+    connected: &Connected,
+    api: Api<K>,
+    object: &K,
+    field_manager: &str,
+) -> Result<(), KubeError>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let params = kube::api::PatchParams::apply(field_manager).force();
+    api.patch(&name, &params, &kube::api::Patch::Apply(object)).await.map(drop).map_err(|e| {
+        let resource = format!("{} {name}", K::plural(&Default::default()));
+        KubeError::from_kube(e, Call { cluster: &connected.label(), verb: "patch", resource: &resource })
+    })
+}
+
 fn unreachable(why: String) -> ClusterStatus {
     ClusterStatus {
         reachable: false,

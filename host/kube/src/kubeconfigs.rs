@@ -10,15 +10,13 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use kubeop_core::Project;
 use kubeop_crds::labels;
 
-use crate::clusters::Connected;
+use crate::clusters::{Connected, apply};
 use crate::error::{Call, KubeError};
 use crate::resources;
 
@@ -140,26 +138,6 @@ fn managed(name: &str, namespace: &str) -> ObjectMeta {
         labels: Some([(labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned())].into()),
         ..ObjectMeta::default()
     }
-}
-
-async fn apply<K>(
-    connected: &Connected,
-    api: Api<K>,
-    object: &K,
-    field_manager: &str,
-) -> Result<(), KubeError>
-where
-    K: kube::Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    let name = object.meta().name.clone().unwrap_or_default();
-    let resource = K::plural(&Default::default()).into_owned();
-    api.patch(&name, &PatchParams::apply(field_manager).force(), &Patch::Apply(object))
-        .await
-        .map(drop)
-        .map_err(|e| {
-            KubeError::from_kube(e, Call { cluster: &connected.label(), verb: "patch", resource: &resource })
-        })
 }
 
 /// The kubeconfig: the cluster's server and CA as kubeop reaches them, the token, and the

@@ -10,15 +10,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use serde::Serialize;
+use kube::api::{Api, DeleteParams};
 use serde::de::DeserializeOwned;
 
 use kubeop_core::ClusterId;
 use kubeop_store::Store;
 use kubeop_store::outbox::{Desired, Lease, Leases, Mark, ObjectKind, now_ms};
 
-use crate::clusters::{Clusters, Connected};
+use crate::clusters::{Clusters, Connected, apply};
 use crate::error::{Call, KubeError};
 use crate::resources::{self, object_name};
 
@@ -186,20 +185,24 @@ impl Reconciler {
         let name = object_name(&mark.object_id);
         match desired {
             Desired::Tenant(tenant) => {
-                self.apply(connected, Api::all(client.clone()), &resources::tenant(&tenant)).await
+                apply(connected, Api::all(client.clone()), &resources::tenant(&tenant), &self.field_manager)
+                    .await
             }
             Desired::Project(project) => {
-                self.apply(connected, Api::all(client.clone()), &resources::namespace(&project)).await?;
-                self.apply(connected, Api::all(client.clone()), &resources::project(&project)).await
+                apply(
+                    connected,
+                    Api::all(client.clone()),
+                    &resources::namespace(&project),
+                    &self.field_manager,
+                )
+                .await?;
+                apply(connected, Api::all(client.clone()), &resources::project(&project), &self.field_manager)
+                    .await
             }
             Desired::App(app) => {
                 let namespace = mark.namespace.as_deref().unwrap_or_default();
-                self.apply(
-                    connected,
-                    Api::namespaced(client.clone(), namespace),
-                    &resources::app(&app, namespace),
-                )
-                .await
+                let api = Api::namespaced(client.clone(), namespace);
+                apply(connected, api, &resources::app(&app, namespace), &self.field_manager).await
             }
             Desired::Gone => match mark.kind {
                 ObjectKind::Tenant => {
@@ -228,19 +231,6 @@ impl Reconciler {
                 },
             },
         }
-    }
-
-    async fn apply<K>(&self, connected: &Connected, api: Api<K>, object: &K) -> Result<(), KubeError>
-    where
-        K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-        K::DynamicType: Default,
-    {
-        let name = object.meta().name.clone().unwrap_or_default();
-        let params = PatchParams::apply(&self.field_manager).force();
-        api.patch(&name, &params, &Patch::Apply(object)).await.map(drop).map_err(|e| {
-            let resource = format!("{} {name}", K::plural(&Default::default()));
-            KubeError::from_kube(e, Call { cluster: &connected.label(), verb: "patch", resource: &resource })
-        })
     }
 }
 
