@@ -24,6 +24,8 @@ use crate::resources::{self, object_name};
 /// Marks read at once, and how many of them are applied concurrently.
 const BATCH: i64 = 256;
 const CONCURRENCY: usize = 16;
+/// How long the reconciler lets changes gather after being woken.
+const COALESCE: Duration = Duration::from_millis(20);
 
 pub struct Reconciler {
     store: Store,
@@ -79,21 +81,33 @@ impl Reconciler {
     pub async fn run(self) {
         let mut leases = Leases::default();
         loop {
-            if let Err(error) = self.pass(&mut leases).await {
-                tracing::warn!(%error, "reconcile pass failed; retrying");
+            if let Err(error) = self.take_over(&mut leases).await {
+                tracing::warn!(%error, "cannot take clusters over; retrying");
             }
-            tokio::select! {
-                () = self.store.outbox_written() => {}
-                () = tokio::time::sleep(self.interval) => {}
+            let next_takeover = tokio::time::Instant::now() + self.interval;
+            // Drain on every change until the interval is up: then look for clusters again.
+            loop {
+                if let Err(error) = self.pass(&mut leases).await {
+                    tracing::warn!(%error, "reconcile pass failed; retrying");
+                }
+                tokio::select! {
+                    () = self.store.outbox_written() => {
+                        // A burst of changes becomes one pass, not one pass per change, so the
+                        // reconciler does not compete with the requests that write them.
+                        tokio::time::sleep(COALESCE).await;
+                    }
+                    () = tokio::time::sleep_until(next_takeover) => break,
+                }
+                if tokio::time::Instant::now() >= next_takeover {
+                    break;
+                }
             }
         }
     }
 
-    /// Takes over the clusters no replica reconciles yet (re-applying everything of a cluster
-    /// it takes over), then drains every mark due now, cluster by cluster; answers how many
-    /// were applied.
-    pub async fn pass(&self, leases: &mut Leases) -> Result<usize, KubeError> {
-        let mut done = 0;
+    /// Takes over the clusters no replica reconciles yet, re-applying everything of a cluster it
+    /// takes over (drift, a default cluster configured after tenants existed).
+    pub async fn take_over(&self, leases: &mut Leases) -> Result<(), KubeError> {
         let mut clusters: Vec<Option<ClusterId>> =
             self.store.cluster_ids().await?.into_iter().map(Some).collect();
         if self.clusters.has_default() {
@@ -104,6 +118,12 @@ impl Reconciler {
                 self.store.mark_cluster_for_resync(cluster.as_ref()).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Drains every mark due now, cluster by cluster; answers how many were applied.
+    pub async fn pass(&self, leases: &mut Leases) -> Result<usize, KubeError> {
+        let mut done = 0;
         let now = now_ms();
         for cluster in self.store.clusters_with_due_marks(now).await? {
             if self.store.lease_cluster(leases, cluster.as_ref()).await? == Lease::Elsewhere {
@@ -138,9 +158,14 @@ impl Reconciler {
                         for mark in chunk {
                             applying.push(self.reconcile_one(&connected, mark));
                         }
-                        for result in futures::future::join_all(applying).await {
-                            done += usize::from(result?);
+                        let mut completed = Vec::with_capacity(chunk.len());
+                        for (mark, result) in chunk.iter().zip(futures::future::join_all(applying).await) {
+                            if result? {
+                                completed.push(*mark);
+                            }
                         }
+                        self.store.complete_marks(&completed).await?;
+                        done += completed.len();
                     }
                 }
             }
@@ -148,14 +173,14 @@ impl Reconciler {
         Ok(done)
     }
 
-    /// Applies one mark and records the outcome; `Ok(false)` when it failed and will be retried.
+    /// Applies one mark; `Ok(true)` when the cluster now matches it (the caller completes the
+    /// marks of a batch together), `Ok(false)` when it failed and will be retried.
     async fn reconcile_one(&self, connected: &Connected, mark: &Mark) -> Result<bool, KubeError> {
         let desired = self.store.desired(mark).await?;
         let action = if matches!(desired, Desired::Gone) { "delete" } else { "apply" };
         match self.reconcile(connected, mark, desired).await {
             Ok(()) => {
                 self.metrics.applies.with_label_values(&[mark.kind.as_str(), action, "ok"]).inc();
-                self.store.complete_mark(mark).await?;
                 Ok(true)
             }
             Err(error) => {

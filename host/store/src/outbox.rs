@@ -197,7 +197,7 @@ impl Store {
         );
         let cluster = cluster.map_or("", ClusterId::as_str);
         self.timed("outbox.due", async {
-            let rows: Vec<MarkRow> = on_pool!(self.write, |pool| sqlx::query_as(sql)
+            let rows: Vec<MarkRow> = on_pool!(self.read, |pool| sqlx::query_as(sql)
                 .bind(cluster)
                 .bind(now_ms)
                 .bind(limit)
@@ -222,18 +222,28 @@ impl Store {
         .await
     }
 
-    /// The cluster matches the mark's revision: forget it, unless a newer change bumped it.
-    pub async fn complete_mark(&self, mark: &Mark) -> Result<(), StoreError> {
+    /// The cluster matches these marks' revisions: forget them, unless a newer change bumped
+    /// one. One transaction for the lot, so the reconciler takes the writer (SQLite has one)
+    /// once per batch rather than once per object.
+    pub async fn complete_marks(&self, marks: &[&Mark]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
         let sql = "DELETE FROM kube_outbox WHERE kind = $1 AND object_id = $2 AND revision = $3";
         self.timed("outbox.complete", async {
-            on_pool!(self.write, |pool| sqlx::query(sql)
-                .bind(mark.kind.as_str())
-                .bind(&mark.object_id)
-                .bind(mark.revision)
-                .execute(pool)
-                .await
-                .map(drop))?;
-            Ok(())
+            on_pool!(self.write, |pool| {
+                let mut tx = pool.begin().await?;
+                for mark in marks {
+                    sqlx::query(sql)
+                        .bind(mark.kind.as_str())
+                        .bind(&mark.object_id)
+                        .bind(mark.revision)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
         })
         .await
     }
@@ -258,13 +268,14 @@ impl Store {
     }
 
     /// The object as the database has it now, never from the cache: a cached copy could be
-    /// older than the change the mark is for.
+    /// older than the change the mark is for. (The read pool sees every commit: on SQLite it is
+    /// the same file.)
     pub async fn desired(&self, mark: &Mark) -> Result<Desired, StoreError> {
         let id = mark.object_id.as_str();
         let found = match mark.kind {
             ObjectKind::Tenant => {
                 let sql = "SELECT id, name, cluster_id, created_at FROM tenants WHERE id = $1";
-                on_pool!(self.write, |pool| sqlx::query_as::<_, Tenant>(sql)
+                on_pool!(self.read, |pool| sqlx::query_as::<_, Tenant>(sql)
                     .bind(id)
                     .fetch_optional(pool)
                     .await)?
@@ -272,7 +283,7 @@ impl Store {
             }
             ObjectKind::Project => {
                 let sql = "SELECT id, tenant_id, name, namespace, created_at FROM projects WHERE id = $1";
-                on_pool!(self.write, |pool| sqlx::query_as::<_, Project>(sql)
+                on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql)
                     .bind(id)
                     .fetch_optional(pool)
                     .await)?
@@ -281,11 +292,8 @@ impl Store {
             ObjectKind::App => {
                 let sql = "SELECT a.id, a.project_id, p.tenant_id, a.name, a.image, a.host, a.created_at \
                            FROM apps a JOIN projects p ON p.id = a.project_id WHERE a.id = $1";
-                on_pool!(self.write, |pool| sqlx::query_as::<_, App>(sql)
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await)?
-                .map(Desired::App)
+                on_pool!(self.read, |pool| sqlx::query_as::<_, App>(sql).bind(id).fetch_optional(pool).await)?
+                    .map(Desired::App)
             }
         };
         Ok(found.unwrap_or(Desired::Gone))
