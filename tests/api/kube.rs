@@ -215,8 +215,15 @@ async fn an_unreachable_cluster_only_delays(engine: Engine) {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(fake.object(CRD, "projects", None, &name_of(&project)).is_none());
     assert!(app.count_rows("kube_outbox").await > 0, "the cluster is known to be behind");
-    let got = expect_json(app.get(&format!("/v1/projects/{project}")).await, StatusCode::OK).await;
-    assert_eq!(got["status"]["state"], "error", "failed applies show, with why: {got}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let got = expect_json(app.get(&format!("/v1/projects/{project}")).await, StatusCode::OK).await;
+        if got["status"]["state"] == "error" {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "failed applies show, with why: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let message = got["status"]["message"].as_str().unwrap();
     assert!(message.contains("retrying") && message.contains("unavailable"), "{message}");
     let status = expect_json(
@@ -335,7 +342,7 @@ async fn a_default_cluster_configured_later_receives_what_exists(engine: Engine)
 both_engines!(bad_kubeconfigs_are_refused, tenants_without_a_cluster_get_503_for_cluster_endpoints_only);
 
 async fn bad_kubeconfigs_are_refused(engine: Engine) {
-    let app = TestApp::spawn(engine).await;
+    let app = TestApp::spawn_with(engine, |config| config.kube.request_timeout_ms = 500).await;
     let bad = app.post("/v1/clusters", &json!({"name": "x", "kubeconfig": "%%%"})).await;
     expect_error(bad, StatusCode::BAD_REQUEST, "not base64").await;
     expect_error(register(&app, "x", "clusters: [unclosed").await, StatusCode::BAD_REQUEST, "not valid YAML")
@@ -360,6 +367,25 @@ async fn bad_kubeconfigs_are_refused(engine: Engine) {
     )
     .await;
     assert!(!error.contains("token: t"), "no secret in the message: {error}");
+    // A server that takes the connection and never answers: refused once the timeout passes.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let slow = unreachable.replace(&format!(":{port}"), &format!(":{silent_port}"));
+    expect_error(
+        register(&app, "x", &slow).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cluster x is unavailable",
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5), "kube.request_timeout_ms bounds the wait");
+    held.abort();
     assert_eq!(app.count_rows("clusters").await, 0, "nothing was registered");
     expect_error(
         app.get("/v1/clusters/c_01jd5x7k3q9m2n4p6r8s0t1v2w").await,
