@@ -154,9 +154,12 @@ impl Reconciler {
                         }
                     }
                     for chunk in of_kind.chunks(CONCURRENCY) {
+                        let ids: Vec<&str> = chunk.iter().map(|m| m.object_id.as_str()).collect();
+                        let mut desired = self.store.desired(kind, &ids).await?;
                         let mut applying = Vec::with_capacity(chunk.len());
                         for mark in chunk {
-                            applying.push(self.reconcile_one(&connected, mark));
+                            let wanted = desired.remove(&mark.object_id).unwrap_or(Desired::Gone);
+                            applying.push(self.reconcile_one(&connected, mark, wanted));
                         }
                         let mut completed = Vec::with_capacity(chunk.len());
                         for (mark, result) in chunk.iter().zip(futures::future::join_all(applying).await) {
@@ -175,8 +178,12 @@ impl Reconciler {
 
     /// Applies one mark; `Ok(true)` when the cluster now matches it (the caller completes the
     /// marks of a batch together), `Ok(false)` when it failed and will be retried.
-    async fn reconcile_one(&self, connected: &Connected, mark: &Mark) -> Result<bool, KubeError> {
-        let desired = self.store.desired(mark).await?;
+    async fn reconcile_one(
+        &self,
+        connected: &Connected,
+        mark: &Mark,
+        desired: Desired,
+    ) -> Result<bool, KubeError> {
         let action = if matches!(desired, Desired::Gone) { "delete" } else { "apply" };
         match self.reconcile(connected, mark, desired).await {
             Ok(()) => {

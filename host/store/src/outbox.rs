@@ -4,7 +4,7 @@
 //! object's current row: present, it is applied; gone, it is deleted from the cluster. A mark is
 //! only removed at the revision that was applied, so a change made meanwhile is applied too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -141,6 +141,30 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// `SELECT` of the rows whose ids are in the JSON array `$1`, per table and engine.
+macro_rules! desired_sql {
+    (@in pg) => { "SELECT jsonb_array_elements_text($1::jsonb)" };
+    (@in sqlite) => { "SELECT value FROM json_each($1)" };
+    (tenants, $engine:ident) => {
+        concat!("SELECT id, name, cluster_id, created_at FROM tenants WHERE id IN (", desired_sql!(@in $engine), ")")
+    };
+    (projects, $engine:ident) => {
+        concat!(
+            "SELECT id, tenant_id, name, namespace, created_at FROM projects WHERE id IN (",
+            desired_sql!(@in $engine),
+            ")"
+        )
+    };
+    (apps, $engine:ident) => {
+        concat!(
+            "SELECT a.id, a.project_id, p.tenant_id, a.name, a.image, a.host, a.created_at \
+             FROM apps a JOIN projects p ON p.id = a.project_id WHERE a.id IN (",
+            desired_sql!(@in $engine),
+            ")"
+        )
+    };
+}
+
 macro_rules! mark_columns {
     () => {
         "kind, object_id, cluster_id, namespace, revision, attempts, last_error"
@@ -267,36 +291,51 @@ impl Store {
         .await
     }
 
-    /// The object as the database has it now, never from the cache: a cached copy could be
-    /// older than the change the mark is for. (The read pool sees every commit: on SQLite it is
-    /// the same file.)
-    pub async fn desired(&self, mark: &Mark) -> Result<Desired, StoreError> {
-        let id = mark.object_id.as_str();
-        let found = match mark.kind {
-            ObjectKind::Tenant => {
-                let sql = "SELECT id, name, cluster_id, created_at FROM tenants WHERE id = $1";
-                on_pool!(self.read, |pool| sqlx::query_as::<_, Tenant>(sql)
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await)?
-                .map(Desired::Tenant)
-            }
-            ObjectKind::Project => {
-                let sql = "SELECT id, tenant_id, name, namespace, created_at FROM projects WHERE id = $1";
-                on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql)
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await)?
-                .map(Desired::Project)
-            }
-            ObjectKind::App => {
-                let sql = "SELECT a.id, a.project_id, p.tenant_id, a.name, a.image, a.host, a.created_at \
-                           FROM apps a JOIN projects p ON p.id = a.project_id WHERE a.id = $1";
-                on_pool!(self.read, |pool| sqlx::query_as::<_, App>(sql).bind(id).fetch_optional(pool).await)?
-                    .map(Desired::App)
-            }
+    /// The objects of one kind as the database has them now (absent: `Gone`), in one query,
+    /// never from the cache: a cached copy could be older than the change a mark is for. (The
+    /// read pool sees every commit: on SQLite it is the same file.)
+    pub async fn desired(
+        &self,
+        kind: ObjectKind,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Desired>, StoreError> {
+        let list = serde_json::to_string(ids).expect("strings serialise");
+        let sql = match (kind, self.is_postgres()) {
+            (ObjectKind::Tenant, true) => desired_sql!(tenants, pg),
+            (ObjectKind::Tenant, false) => desired_sql!(tenants, sqlite),
+            (ObjectKind::Project, true) => desired_sql!(projects, pg),
+            (ObjectKind::Project, false) => desired_sql!(projects, sqlite),
+            (ObjectKind::App, true) => desired_sql!(apps, pg),
+            (ObjectKind::App, false) => desired_sql!(apps, sqlite),
         };
-        Ok(found.unwrap_or(Desired::Gone))
+        let found: Vec<(String, Desired)> = self
+            .timed("outbox.desired", async {
+                Ok(match kind {
+                    ObjectKind::Tenant => on_pool!(self.read, |pool| sqlx::query_as::<_, Tenant>(sql)
+                        .bind(&list)
+                        .fetch_all(pool)
+                        .await)?
+                    .into_iter()
+                    .map(|t| (t.id.to_string(), Desired::Tenant(t)))
+                    .collect(),
+                    ObjectKind::Project => on_pool!(self.read, |pool| sqlx::query_as::<_, Project>(sql)
+                        .bind(&list)
+                        .fetch_all(pool)
+                        .await)?
+                    .into_iter()
+                    .map(|p| (p.id.to_string(), Desired::Project(p)))
+                    .collect(),
+                    ObjectKind::App => on_pool!(self.read, |pool| sqlx::query_as::<_, App>(sql)
+                        .bind(&list)
+                        .fetch_all(pool)
+                        .await)?
+                    .into_iter()
+                    .map(|a| (a.id.to_string(), Desired::App(a)))
+                    .collect(),
+                })
+            })
+            .await?;
+        Ok(found.into_iter().collect())
     }
 
     /// Takes the lease on reconciling `cluster` for this process, or says another replica has
