@@ -688,3 +688,77 @@ async fn against_a_real_cluster() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+both_engines!(a_cluster_refusing_kubeops_credentials_is_a_502);
+
+/// kubeop registered with credentials that may only read: the cluster's 403 is kubeop's
+/// problem, not the caller's, so it answers 502 naming what it was not allowed to do.
+async fn a_cluster_refusing_kubeops_credentials_is_a_502(engine: Engine) {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+
+    let (fake, https) = cluster().await;
+    let admin = fake.client();
+    let meta = |name: &str, namespace: Option<&str>| kube::api::ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespace.map(Into::into),
+        ..Default::default()
+    };
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &Namespace { metadata: meta("ops", None), ..Default::default() })
+        .await
+        .unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "ops");
+    accounts
+        .create(
+            &PostParams::default(),
+            &ServiceAccount { metadata: meta("reader", Some("ops")), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let binding = ClusterRoleBinding {
+        metadata: meta("reader-view", None),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "view".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "reader".into(),
+            namespace: Some("ops".into()),
+            api_group: None,
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(admin).create(&PostParams::default(), &binding).await.unwrap();
+    let request = TokenRequest {
+        metadata: Default::default(),
+        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
+        status: None,
+    };
+    let token = accounts
+        .create_token_request("reader", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+
+    let app = TestApp::spawn(engine).await;
+    let cluster = expect_json(
+        register(&app, "read-only", &https.kubeconfig("reader", &token, "ops")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let tenant = tenant_on(&app, &cluster).await;
+    let project = app.create_project(&tenant, "web").await;
+    let error = expect_error(
+        app.get(&format!("/v1/kubeconfigs/project/{project}")).await,
+        StatusCode::BAD_GATEWAY,
+        "refused kubeop",
+    )
+    .await;
+    assert!(error.contains("patch") && error.contains("namespaces"), "names the verb and resource: {error}");
+    assert!(!error.contains(&token), "no credential in the message");
+}
