@@ -128,6 +128,10 @@ prefixed_id!(
     /// A registered Kubernetes cluster: `c_…`.
     ClusterId, "c_", "cluster"
 );
+prefixed_id!(
+    /// A CronJob: `cj_…`.
+    CronJobId, "cj_", "cronjob"
+);
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,8 @@
 //! operator: no database, no WebAssembly, no HTTP here (the `sqlx` feature only derives how the
 //! store binds these types).
 
+mod cron;
+mod cronjob;
 mod entities;
 mod host;
 mod ids;
@@ -17,9 +19,14 @@ mod quantity;
 mod sqlx_impls;
 mod usage;
 
+pub use cron::{CronError, CronSchedule};
+pub use cronjob::{
+    ConcurrencyPolicy, CronJob, MAX_ARGUMENT_BYTES, MAX_ARGUMENTS, MAX_CRONJOB_NAME, MAX_ENV_VALUE_BYTES,
+    MAX_ENV_VARS, check_env_name, parse_cronjob_name,
+};
 pub use entities::{App, Cluster, Project, Tenant};
 pub use host::Hostname;
-pub use ids::{AppId, ClusterId, IdError, ProjectId, ResourceId, TenantId};
+pub use ids::{AppId, ClusterId, CronJobId, IdError, ProjectId, ResourceId, TenantId};
 pub use image::ImageRef;
 pub use money::{Percent, Rate, Rates, parse_decimal};
 pub use name::{Name, Namespace};
