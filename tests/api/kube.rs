@@ -16,10 +16,10 @@ use crate::both_engines;
 use crate::helpers::{Engine, TestApp, expect_error, expect_json};
 use kubeop_fake_kube::{FakeKube, Https};
 
-const CRD: &str = "paas.kubeop.io/v1alpha1";
+pub(crate) const CRD: &str = "paas.kubeop.io/v1alpha1";
 
 /// A fake cluster over HTTPS with kubeop's CRDs installed (what the bootstrap will do).
-async fn cluster() -> (FakeKube, Https) {
+pub(crate) async fn cluster() -> (FakeKube, Https) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let fake = FakeKube::new();
     let crds: Api<CustomResourceDefinition> = Api::all(fake.client());
@@ -30,12 +30,12 @@ async fn cluster() -> (FakeKube, Https) {
     (fake, https)
 }
 
-async fn register(app: &TestApp, name: &str, kubeconfig: &str) -> reqwest::Response {
+pub(crate) async fn register(app: &TestApp, name: &str, kubeconfig: &str) -> reqwest::Response {
     app.post("/v1/clusters", &json!({"name": name, "kubeconfig": BASE64.encode(kubeconfig)})).await
 }
 
 /// A tenant `acme` on a registered cluster; its id.
-async fn tenant_on(app: &TestApp, cluster: &Value) -> String {
+pub(crate) async fn tenant_on(app: &TestApp, cluster: &Value) -> String {
     let body = json!({"name": "acme", "clusterID": cluster["id"]});
     expect_json(app.post("/v1/tenants", &body).await, StatusCode::OK).await["id"].as_str().unwrap().to_owned()
 }
@@ -70,7 +70,7 @@ async fn report_ready(
 }
 
 /// Polls `check` until it holds (the reconciler works in the background).
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -78,7 +78,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn name_of(id: &str) -> String {
+pub(crate) fn name_of(id: &str) -> String {
     id.replace('_', "-")
 }
 
@@ -563,7 +563,7 @@ async fn a_project_kubeconfig_reaches_its_namespace_only(engine: Engine) {
 }
 
 /// `kubernetes-validate --strict` for Kubernetes 1.33 (the version kubeop is built for).
-async fn validate_strictly(objects: &[Value]) {
+pub(crate) async fn validate_strictly(objects: &[Value]) {
     static READY: tokio::sync::OnceCell<std::path::PathBuf> = tokio::sync::OnceCell::const_new();
     let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/kube/requirements.txt");
     let venv = READY.get_or_init(|| crate::openapi::tool_virtualenv("kube", requirements)).await;

@@ -157,6 +157,12 @@ async fn openapi_describes_every_route_with_bearer_security() {
         ("/v1/clusters/{id}/status", &["get"]),
         ("/v1/kubeconfigs/project/{id}", &["get"]),
         ("/v1/kubeconfigs/{namespace}", &["get"]),
+        ("/v1/platform/bootstrap", &["post"]),
+        ("/v1/platform/status", &["get"]),
+        ("/v1/platform/autoscale", &["post"]),
+        ("/v1/cronjobs", &["post", "get"]),
+        ("/v1/cronjobs/{projectID}/{name}", &["get", "delete"]),
+        ("/v1/cronjobs/{projectID}/{name}/run", &["post"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in expected {

@@ -324,6 +324,12 @@ pub fn may_read_app(caller: &Caller, app: &App) -> Result<(), Denied> {
     }
 }
 
+/// CronJobs belong to their project: admin, the owning tenant, or a project-role caller for
+/// that project may create, read, run and delete them.
+pub fn may_manage_cronjobs(caller: &Caller, project: &Project) -> Result<(), Denied> {
+    may_read_project(caller, project)
+}
+
 /// Admin, or a tenant-role caller sending only its own tenant's usage.
 pub fn may_ingest_usage<'a>(
     caller: &Caller,

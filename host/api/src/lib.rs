@@ -44,7 +44,7 @@ impl Server {
     /// Opens and migrates the database, loads the keys and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         // Settings first: a bad one stops the start before anything is opened.
-        let policy = policy::from_config(&config.policy)?;
+        let configured_policy = policy::from_config(&config.policy)?;
         let billing = billing::Settings::from_config(&config.billing)?;
         kubeop_plugins::check_config(&config.plugins)?;
         let metrics = Metrics::new();
@@ -55,7 +55,7 @@ impl Server {
         if kms.is_none() {
             tracing::warn!("no KMS master key (KUBEOP_KMS_MASTER_KEY): /readyz answers 503");
         }
-        let policy = policy::PolicyState::load(policy, &store).await?;
+        let policy = policy::PolicyState::load(configured_policy.clone(), &store).await?;
         let clusters = Arc::new(kubeop_kube::Clusters::new(store.clone(), kms.clone(), &config.kube));
         let reconciler_metrics = kubeop_kube::ReconcilerMetrics::new(&metrics.registry);
         let statuses = Arc::new(kubeop_kube::Statuses::new(store.clone(), clusters.clone()));
@@ -100,6 +100,7 @@ impl Server {
                 state.store.clone(),
                 state.clusters.clone(),
                 &config.kube,
+                configured_policy,
                 reconciler_metrics,
             )
         });

@@ -76,7 +76,18 @@ pub struct KubeConfig {
     pub kubeconfig_ttl_minutes: u32,
     /// The longest `?ttlMinutes=` accepted.
     pub max_kubeconfig_ttl_minutes: u32,
+    /// The image bootstrap installs; empty: `ghcr.io/kubeop/kubeop:<version>`.
+    pub image: String,
+    /// `Always`, `IfNotPresent` or `Never`.
+    pub image_pull_policy: String,
+    /// The webhook configurations' `failurePolicy`: `Fail` or `Ignore`.
+    pub webhook_failure_policy: String,
 }
+
+/// Image pull policies Kubernetes knows.
+pub const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
+/// Webhook failure policies Kubernetes knows.
+pub const FAILURE_POLICIES: [&str; 2] = ["Fail", "Ignore"];
 
 /// Where tenants without a registered cluster go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,6 +310,9 @@ impl Default for Config {
                 retry_max_ms: 60_000,
                 kubeconfig_ttl_minutes: 60,
                 max_kubeconfig_ttl_minutes: 1_440,
+                image: String::new(),
+                image_pull_policy: "IfNotPresent".into(),
+                webhook_failure_policy: "Fail".into(),
             },
             plugins: PluginsConfig {
                 dir: PathBuf::new(),
@@ -433,6 +447,15 @@ impl Config {
                 "kube.max_kubeconfig_ttl_minutes",
                 "must be at least kube.kubeconfig_ttl_minutes",
             ));
+        }
+        if !PULL_POLICIES.contains(&self.kube.image_pull_policy.as_str()) {
+            return Err(ConfigError::invalid(
+                "kube.image_pull_policy",
+                "must be Always, IfNotPresent or Never",
+            ));
+        }
+        if !FAILURE_POLICIES.contains(&self.kube.webhook_failure_policy.as_str()) {
+            return Err(ConfigError::invalid("kube.webhook_failure_policy", "must be Fail or Ignore"));
         }
         if self.kube.field_manager.is_empty() || self.kube.field_manager.len() > 128 {
             return Err(ConfigError::invalid("kube.field_manager", "must be 1 to 128 characters"));

@@ -12,6 +12,8 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod platform;
+
 pub const GROUP: &str = "paas.kubeop.io";
 pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "paas.kubeop.io/v1alpha1";
@@ -21,6 +23,7 @@ pub mod labels {
     pub const TENANT_ID: &str = "paas.kubeop.io/tenant-id";
     pub const PROJECT_ID: &str = "paas.kubeop.io/project-id";
     pub const APP_ID: &str = "paas.kubeop.io/app-id";
+    pub const CRONJOB_ID: &str = "paas.kubeop.io/cronjob-id";
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     pub const MANAGER: &str = "kubeop";
 }

@@ -80,6 +80,15 @@ impl Clusters {
         self.connect(tenant.cluster_id.as_ref()).await
     }
 
+    /// The cluster a platform call names (`?clusterID=`), or the default one: 404 for an
+    /// unknown id, 503 when none is named and there is no default.
+    pub async fn for_platform(&self, cluster: Option<&ClusterId>) -> Result<Connected, KubeError> {
+        if cluster.is_none() && !self.has_default() {
+            return Err(KubeError::NoDefaultCluster);
+        }
+        self.connect(cluster).await
+    }
+
     /// Whether tenants without a cluster of their own have one.
     pub fn has_default(&self) -> bool {
         self.default != DefaultCluster::None
@@ -183,20 +192,20 @@ impl Clusters {
 }
 
 /// Server-side applies `object` (forced: kubeop owns the fields it sets), mapping failures to
-/// what the API answers.
+/// what the API answers; answers the object as the cluster now has it.
 pub async fn apply<K>(
     connected: &Connected,
     api: Api<K>,
     object: &K,
     field_manager: &str,
-) -> Result<(), KubeError>
+) -> Result<K, KubeError>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
     let name = object.meta().name.clone().unwrap_or_default();
     let params = kube::api::PatchParams::apply(field_manager).force();
-    api.patch(&name, &params, &kube::api::Patch::Apply(object)).await.map(drop).map_err(|e| {
+    api.patch(&name, &params, &kube::api::Patch::Apply(object)).await.map_err(|e| {
         let resource = format!("{} {name}", K::plural(&Default::default()));
         KubeError::from_kube(e, Call { cluster: &connected.label(), verb: "patch", resource: &resource })
     })

@@ -10,6 +10,9 @@ pub enum KubeError {
     InvalidKubeconfig(String),
     #[error("no cluster configured for tenant {0}")]
     NoCluster(TenantId),
+    /// A platform call named no cluster and there is no default one.
+    #[error("no cluster configured (give ?clusterID= or configure kube.default)")]
+    NoDefaultCluster,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

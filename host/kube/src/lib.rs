@@ -1,11 +1,14 @@
 //! The manager's side of Kubernetes: the clusters tenants live on ([`clusters`]), the objects
 //! the database implies ([`resources`]), the background reconciler that keeps each cluster in
-//! step ([`reconciler`]) and project kubeconfigs with real short-lived tokens ([`kubeconfigs`]).
+//! step ([`reconciler`]), project kubeconfigs with real short-lived tokens ([`kubeconfigs`]) and
+//! kubeop's own in-cluster parts ([`platform`]: bootstrap, status, autoscale).
 //! Uses kubeop's store, never the HTTP layer.
 
 pub mod clusters;
+pub mod cronjobs;
 pub mod error;
 pub mod kubeconfigs;
+pub mod platform;
 pub mod reconciler;
 pub mod resources;
 pub mod status;

@@ -8,12 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use serde::de::DeserializeOwned;
 
-use kubeop_core::ClusterId;
+use kubeop_core::{ClusterId, PlatformPolicy};
 use kubeop_store::Store;
 use kubeop_store::outbox::{Desired, Lease, Leases, Mark, ObjectKind, now_ms};
 
@@ -33,6 +34,8 @@ const COALESCE: Duration = Duration::from_millis(20);
 
 pub struct Reconciler {
     store: Store,
+    /// The policy in force while none is stored (the configuration's).
+    configured_policy: PlatformPolicy,
     clusters: Arc<Clusters>,
     field_manager: String,
     interval: Duration,
@@ -67,10 +70,12 @@ impl Reconciler {
         store: Store,
         clusters: Arc<Clusters>,
         settings: &kubeop_config::KubeConfig,
+        configured_policy: PlatformPolicy,
         metrics: ReconcilerMetrics,
     ) -> Self {
         Self {
             store,
+            configured_policy,
             clusters,
             field_manager: settings.field_manager.clone(),
             interval: Duration::from_millis(settings.reconcile_interval_ms),
@@ -150,7 +155,13 @@ impl Reconciler {
                 let Some(connected) = connected else { break };
                 // Kinds in order (the store sorts them): a project's namespace before its apps.
                 // (Plain loops: closures here would make the spawned future not `Send`-provable.)
-                for kind in [ObjectKind::Tenant, ObjectKind::Project, ObjectKind::App] {
+                for kind in [
+                    ObjectKind::Policy,
+                    ObjectKind::Tenant,
+                    ObjectKind::Project,
+                    ObjectKind::App,
+                    ObjectKind::CronJob,
+                ] {
                     let mut of_kind = Vec::new();
                     for mark in &marks {
                         if mark.kind == kind {
@@ -223,6 +234,7 @@ impl Reconciler {
             Desired::Tenant(tenant) => {
                 apply(connected, Api::all(client.clone()), &resources::tenant(&tenant), &self.field_manager)
                     .await
+                    .map(drop)
             }
             Desired::Project(project) => {
                 apply(
@@ -234,11 +246,36 @@ impl Reconciler {
                 .await?;
                 apply(connected, Api::all(client.clone()), &resources::project(&project), &self.field_manager)
                     .await
+                    .map(drop)
             }
             Desired::App(app) => {
                 let namespace = mark.namespace.as_deref().unwrap_or_default();
                 let api = Api::namespaced(client.clone(), namespace);
-                apply(connected, api, &resources::app(&app, namespace), &self.field_manager).await
+                apply(connected, api, &resources::app(&app, namespace), &self.field_manager).await.map(drop)
+            }
+            Desired::CronJob(cronjob) => {
+                let namespace = mark.namespace.as_deref().unwrap_or_default();
+                let api = Api::namespaced(client.clone(), namespace);
+                apply(connected, api, &resources::cronjob(&cronjob, namespace), &self.field_manager)
+                    .await
+                    .map(drop)
+            }
+            Desired::Policy => {
+                let policy = match self.store.platform_policy().await? {
+                    Some(stored) => stored.policy,
+                    None => self.configured_policy.clone(),
+                };
+                apply(
+                    connected,
+                    Api::all(client.clone()),
+                    &crate::platform::system_namespace(),
+                    &self.field_manager,
+                )
+                .await?;
+                let api = Api::namespaced(client.clone(), kubeop_crds::platform::SYSTEM_NAMESPACE);
+                apply(connected, api, &resources::policy_config_map(&policy), &self.field_manager)
+                    .await
+                    .map(drop)
             }
             Desired::Gone => match mark.kind {
                 ObjectKind::Tenant => {
@@ -265,6 +302,35 @@ impl Reconciler {
                     }
                     None => Ok(()),
                 },
+                // Found by its id label (the row, with the name, is gone); its Jobs follow
+                // (owner references, background propagation).
+                ObjectKind::CronJob => match mark.namespace.as_deref() {
+                    Some(namespace) => {
+                        let api: Api<CronJob> = Api::namespaced(client.clone(), namespace);
+                        let selected = ListParams::default().labels(&format!(
+                            "{}={}",
+                            kubeop_crds::labels::CRONJOB_ID,
+                            mark.object_id
+                        ));
+                        match api.delete_collection(&DeleteParams::background(), &selected).await {
+                            Ok(_) => Ok(()),
+                            // The namespace is gone (its project was deleted): so is the CronJob.
+                            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                            Err(e) => {
+                                let resource = format!("cronjobs in {namespace}");
+                                let call = Call {
+                                    cluster: &connected.label(),
+                                    verb: "deletecollection",
+                                    resource: &resource,
+                                };
+                                Err(KubeError::from_kube(e, call))
+                            }
+                        }
+                    }
+                    None => Ok(()),
+                },
+                // A policy is never gone: its mark goes with its cluster.
+                ObjectKind::Policy => Ok(()),
             },
         }
     }

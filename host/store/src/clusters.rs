@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use crate::{Store, StoreError, on_pool, violated_unique};
+use crate::{Store, StoreError, on_pool, outbox, violated_unique};
 use kubeop_core::{Cluster, ClusterId, Name, Page};
 
 macro_rules! columns {
@@ -30,22 +30,38 @@ impl Store {
             columns!()
         );
         let now = Utc::now();
-        self.timed("clusters.create", async {
-            on_pool!(self.write, |pool| sqlx::query_as::<_, Cluster>(sql)
-                .bind(id)
-                .bind(name)
-                .bind(server)
-                .bind(kubeconfig)
-                .bind(now)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| if violated_unique(&e).is_some() {
-                    StoreError::Conflict(format!("a cluster named `{name}` already exists"))
-                } else {
-                    e.into()
-                }))
-        })
-        .await
+        let cluster = self
+            .timed("clusters.create", async {
+                on_pool!(self.write, |pool| {
+                    let mut tx = pool.begin().await?;
+                    let cluster = sqlx::query_as::<_, Cluster>(sql)
+                        .bind(id)
+                        .bind(name)
+                        .bind(server)
+                        .bind(kubeconfig)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| {
+                            if violated_unique(&e).is_some() {
+                                StoreError::Conflict(format!("a cluster named `{name}` already exists"))
+                            } else {
+                                StoreError::from(e)
+                            }
+                        })?;
+                    // A new cluster gets the platform policy's ConfigMap like the others.
+                    sqlx::query(outbox::MARK_POLICY_REGISTERED)
+                        .bind(outbox::now_ms())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(cluster)
+                })
+            })
+            .await?;
+        self.outbox_written.notify_one();
+        Ok(cluster)
     }
 
     pub async fn get_cluster(&self, id: &ClusterId) -> Result<Cluster, StoreError> {

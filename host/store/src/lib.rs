@@ -8,6 +8,7 @@ pub mod apps;
 mod cache;
 pub mod changes;
 pub mod clusters;
+pub mod cronjobs;
 pub mod kms;
 mod migrations;
 mod namespaces;

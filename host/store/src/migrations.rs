@@ -23,6 +23,7 @@ pub static SQLITE: LazyLock<Migrator> = LazyLock::new(|| {
         "0002_platform_policy_and_plugins.sql",
         "0003_usage_and_rates.sql",
         "0004_clusters_and_kube_outbox.sql",
+        "0005_cronjobs.sql",
     ))
 });
 
@@ -32,6 +33,7 @@ pub static POSTGRES: LazyLock<Migrator> = LazyLock::new(|| {
         "0002_platform_policy_and_plugins.sql",
         "0003_usage_and_rates.sql",
         "0004_clusters_and_kube_outbox.sql",
+        "0005_cronjobs.sql",
     ))
 });
 

@@ -1,4 +1,5 @@
-//! The Kubernetes outbox: which tenants, projects and apps a cluster does not yet match. A change
+//! The Kubernetes outbox: which tenants, projects, apps, cronjobs and platform policies a cluster
+//! does not yet match. A change
 //! writes its mark in the same transaction as the change itself, so a crash between the commit
 //! and the cluster loses nothing; the reconciler (kubeop-kube) drains the marks, reading each
 //! object's current row: present, it is applied; gone, it is deleted from the cluster. A mark is
@@ -9,8 +10,9 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+use crate::cronjobs::{self, CronJobRow};
 use crate::{Pool, Store, StoreError, on_pool};
-use kubeop_core::{App, ClusterId, Project, Tenant};
+use kubeop_core::{App, ClusterId, CronJob, Project, Tenant};
 
 /// Which resource a mark is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,6 +20,10 @@ pub enum ObjectKind {
     Tenant,
     Project,
     App,
+    CronJob,
+    /// The platform policy, as the `kubeop-policy` ConfigMap; the object id is the cluster's
+    /// (empty for the default cluster).
+    Policy,
 }
 
 impl ObjectKind {
@@ -26,6 +32,8 @@ impl ObjectKind {
             ObjectKind::Tenant => "tenant",
             ObjectKind::Project => "project",
             ObjectKind::App => "app",
+            ObjectKind::CronJob => "cronjob",
+            ObjectKind::Policy => "policy",
         }
     }
 
@@ -34,6 +42,8 @@ impl ObjectKind {
             "tenant" => ObjectKind::Tenant,
             "project" => ObjectKind::Project,
             "app" => ObjectKind::App,
+            "cronjob" => ObjectKind::CronJob,
+            "policy" => ObjectKind::Policy,
             _ => return None,
         })
     }
@@ -46,7 +56,8 @@ pub struct Mark {
     pub object_id: String,
     /// `None`: the default cluster.
     pub cluster: Option<ClusterId>,
-    /// Projects: their namespace; apps: their project's. Known even once the row is gone.
+    /// Projects: their namespace; apps and cronjobs: their project's; policies: `kubeop-system`.
+    /// Known even once the row is gone.
     pub namespace: Option<String>,
     pub revision: i64,
     pub attempts: i32,
@@ -59,6 +70,9 @@ pub enum Desired {
     Tenant(Tenant),
     Project(Project),
     App(App),
+    CronJob(Box<CronJob>),
+    /// The platform policy in force belongs in the cluster (the reconciler knows which it is).
+    Policy,
     /// Deleted: remove it from the cluster.
     Gone,
 }
@@ -80,10 +94,17 @@ macro_rules! mark_sql {
             $from,
             " WHERE ",
             $where,
-            " AND (t.cluster_id IS NOT NULL OR $3) \
-             ON CONFLICT (kind, object_id) DO UPDATE SET revision = kube_outbox.revision + 1, \
-             attempts = 0, next_attempt_ms = excluded.next_attempt_ms, last_error = NULL"
+            " AND (t.cluster_id IS NOT NULL OR $3)",
+            on_conflict!()
         )
+    };
+}
+
+/// A mark already there gets a new revision and is due at once.
+macro_rules! on_conflict {
+    () => {
+        " ON CONFLICT (kind, object_id) DO UPDATE SET revision = kube_outbox.revision + 1, \
+         attempts = 0, next_attempt_ms = excluded.next_attempt_ms, last_error = NULL"
     };
 }
 
@@ -124,6 +145,27 @@ pub(crate) const MARK_APPS_OF_TENANT: &str = mark_sql!(
     "p.tenant_id = $1"
 );
 
+pub(crate) const MARK_CRONJOB: &str = mark_sql!(
+    "cronjob",
+    "c.id",
+    "p.namespace",
+    "cronjobs c JOIN projects p ON p.id = c.project_id JOIN tenants t ON t.id = p.tenant_id",
+    "c.id = $1"
+);
+
+/// The policy for every registered cluster (`$2` NULL) or one (`$2`), due at `$1`.
+pub(crate) const MARK_POLICY_REGISTERED: &str = concat!(
+    "INSERT INTO kube_outbox (kind, object_id, cluster_id, namespace, revision, attempts, next_attempt_ms) \
+     SELECT 'policy', c.id, c.id, 'kubeop-system', 1, 0, $1 FROM clusters c WHERE ($2 IS NULL OR c.id = $2)",
+    on_conflict!()
+);
+/// The policy for the default cluster, if there is one (`$2`), due at `$1`.
+pub(crate) const MARK_POLICY_DEFAULT: &str = concat!(
+    "INSERT INTO kube_outbox (kind, object_id, cluster_id, namespace, revision, attempts, next_attempt_ms) \
+     SELECT 'policy', '', NULL, 'kubeop-system', 1, 0, $1 WHERE $2",
+    on_conflict!()
+);
+
 /// Writes marks with `$sql` for `$id` on `$executor` (the change's transaction).
 macro_rules! mark {
     ($store:expr, $executor:expr, $sql:expr, $id:expr) => {
@@ -154,6 +196,9 @@ macro_rules! desired_sql {
             desired_sql!(@in $engine),
             ")"
         )
+    };
+    (cronjobs, $engine:ident) => {
+        concat!(cronjobs::select!(), " WHERE c.id IN (", desired_sql!(@in $engine), ")")
     };
     (apps, $engine:ident) => {
         concat!(
@@ -204,8 +249,9 @@ impl Store {
         .await
     }
 
-    /// Up to `limit` marks of one cluster due by `now_ms`: tenants first, then projects (whose
-    /// namespaces apps need), then apps; oldest first within a kind.
+    /// Up to `limit` marks of one cluster due by `now_ms`: tenants and policies first, then
+    /// projects (whose namespaces apps and cronjobs need), then the rest; oldest first within a
+    /// kind.
     pub async fn due_marks(
         &self,
         cluster: Option<&ClusterId>,
@@ -216,7 +262,7 @@ impl Store {
             "SELECT ",
             mark_columns!(),
             " FROM kube_outbox WHERE COALESCE(cluster_id, '') = $1 AND next_attempt_ms <= $2 \
-             ORDER BY CASE kind WHEN 'tenant' THEN 0 WHEN 'project' THEN 1 ELSE 2 END, next_attempt_ms, object_id \
+             ORDER BY CASE kind WHEN 'tenant' THEN 0 WHEN 'policy' THEN 0 WHEN 'project' THEN 1 ELSE 2 END, next_attempt_ms, object_id \
              LIMIT $3"
         );
         let cluster = cluster.map_or("", ClusterId::as_str);
@@ -299,6 +345,9 @@ impl Store {
         kind: ObjectKind,
         ids: &[&str],
     ) -> Result<HashMap<String, Desired>, StoreError> {
+        if kind == ObjectKind::Policy {
+            return Ok(ids.iter().map(|id| ((*id).to_owned(), Desired::Policy)).collect());
+        }
         let list = serde_json::to_string(ids).expect("strings serialise");
         let sql = match (kind, self.is_postgres()) {
             (ObjectKind::Tenant, true) => desired_sql!(tenants, pg),
@@ -307,6 +356,9 @@ impl Store {
             (ObjectKind::Project, false) => desired_sql!(projects, sqlite),
             (ObjectKind::App, true) => desired_sql!(apps, pg),
             (ObjectKind::App, false) => desired_sql!(apps, sqlite),
+            (ObjectKind::CronJob, true) => desired_sql!(cronjobs, pg),
+            (ObjectKind::CronJob, false) => desired_sql!(cronjobs, sqlite),
+            (ObjectKind::Policy, _) => unreachable!("answered above"),
         };
         let found: Vec<(String, Desired)> = self
             .timed("outbox.desired", async {
@@ -332,6 +384,14 @@ impl Store {
                     .into_iter()
                     .map(|a| (a.id.to_string(), Desired::App(a)))
                     .collect(),
+                    ObjectKind::CronJob => on_pool!(self.read, |pool| sqlx::query_as::<_, CronJobRow>(sql)
+                        .bind(&list)
+                        .fetch_all(pool)
+                        .await)?
+                    .into_iter()
+                    .map(|row| row.into_cronjob().map(|c| (c.id.to_string(), Desired::CronJob(Box::new(c)))))
+                    .collect::<Result<_, _>>()?,
+                    ObjectKind::Policy => unreachable!("answered above"),
                 })
             })
             .await?;
@@ -382,19 +442,32 @@ impl Store {
         Ok(Lease::Taken)
     }
 
-    /// Marks every tenant, project and app of one cluster (`None`: the default cluster's
-    /// tenants), so a reconciler taking the cluster over re-applies everything: drift, a default
+    /// Marks every tenant, project, app and cronjob of one cluster (`None`: the default
+    /// cluster's tenants) and its policy, so a reconciler taking the cluster over re-applies everything: drift, a default
     /// cluster configured after tenants existed, and anything a lost database write left out.
     pub async fn mark_cluster_for_resync(&self, cluster: Option<&ClusterId>) -> Result<(), StoreError> {
         let cluster = cluster.map_or("", ClusterId::as_str);
         self.timed("outbox.resync", async {
             on_pool!(self.write, |pool| {
                 let mut tx = pool.begin().await?;
-                for sql in [RESYNC_TENANTS, RESYNC_PROJECTS, RESYNC_APPS] {
+                for sql in [RESYNC_TENANTS, RESYNC_PROJECTS, RESYNC_APPS, RESYNC_CRONJOBS] {
                     sqlx::query(sql)
                         .bind(cluster)
                         .bind(now_ms())
                         .bind(self.default_cluster)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if cluster.is_empty() {
+                    sqlx::query(MARK_POLICY_DEFAULT)
+                        .bind(now_ms())
+                        .bind(self.default_cluster)
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    sqlx::query(MARK_POLICY_REGISTERED)
+                        .bind(now_ms())
+                        .bind(cluster)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -438,5 +511,12 @@ const RESYNC_APPS: &str = mark_sql!(
     "a.id",
     "p.namespace",
     "apps a JOIN projects p ON p.id = a.project_id JOIN tenants t ON t.id = p.tenant_id",
+    "COALESCE(t.cluster_id, '') = $1"
+);
+const RESYNC_CRONJOBS: &str = mark_sql!(
+    "cronjob",
+    "c.id",
+    "p.namespace",
+    "cronjobs c JOIN projects p ON p.id = c.project_id JOIN tenants t ON t.id = p.tenant_id",
     "COALESCE(t.cluster_id, '') = $1"
 );

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::changes::Change;
-use crate::{Store, StoreError, on_pool};
+use crate::{Store, StoreError, on_pool, outbox};
 use kubeop_core::{Cidr, PlatformPolicy, Quantity, QuotaMax, Registry};
 
 /// The stored policy, with when and by whom it was set.
@@ -98,7 +98,9 @@ impl Store {
         let memory = policy.quota_max.requests_memory.as_ref().map(Quantity::as_str);
         let now = Utc::now();
         self.timed("policy.put", async {
-            on_pool!(self.write, |pool| sqlx::query(
+            on_pool!(self.write, |pool| {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
                 "INSERT INTO platform_policy (id, image_allowlist, egress_baseline, quota_max_requests_cpu, \
                  quota_max_requests_memory, updated_at, updated_by) VALUES (1, $1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (id) DO UPDATE SET image_allowlist = excluded.image_allowlist, \
@@ -112,9 +114,16 @@ impl Store {
             .bind(memory)
             .bind(now)
             .bind(updated_by)
-            .execute(pool)
-            .await
-            .map(drop))?;
+            .execute(&mut *tx)
+            .await?;
+                // Every cluster gets the new policy's ConfigMap, through the outbox.
+                let no_cluster: Option<&str> = None;
+                sqlx::query(outbox::MARK_POLICY_REGISTERED).bind(outbox::now_ms()).bind(no_cluster).execute(&mut *tx).await?;
+                sqlx::query(outbox::MARK_POLICY_DEFAULT).bind(outbox::now_ms()).bind(self.default_cluster).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            })?;
+            self.outbox_written.notify_one();
             Ok(())
         })
         .await?;

@@ -87,6 +87,7 @@ const BUILT_IN: &[Row] = &[
         false,
         &[],
     ),
+    ("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, true, &[]),
     (
         "apiextensions.k8s.io",
         "v1",

@@ -75,7 +75,7 @@ struct ListParams {
 
 /// Asks the image-policy plugin about an image under the policy in force: a denial is the
 /// caller's 400, a failing plugin a 503; either way nothing is written.
-async fn check_image(
+pub(super) async fn check_image(
     state: &AppState,
     image: &ImageRef,
     tenant: &kubeop_core::TenantId,

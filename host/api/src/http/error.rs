@@ -191,9 +191,10 @@ impl From<KubeError> for ApiError {
             KubeError::Forbidden { .. } | KubeError::Refused { .. } => {
                 ApiError::BadGateway(error.to_string())
             }
-            KubeError::NoCluster(_) | KubeError::Unavailable { .. } | KubeError::Sealed(_) => {
-                ApiError::Unavailable(error.to_string())
-            }
+            KubeError::NoCluster(_)
+            | KubeError::NoDefaultCluster
+            | KubeError::Unavailable { .. }
+            | KubeError::Sealed(_) => ApiError::Unavailable(error.to_string()),
         }
     }
 }

@@ -3,8 +3,10 @@
 
 mod apps;
 mod clusters;
+mod cronjobs;
 pub mod error;
 mod extract;
+mod install;
 mod invoices;
 mod kubeconfigs;
 pub mod platform;
@@ -114,10 +116,11 @@ pub static NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
     tags(
         (name = "service", description = "Health, readiness, version, metrics"),
         (name = "tenants"), (name = "projects"), (name = "apps"),
+        (name = "cronjobs", description = "Scheduled workloads in a project"),
         (name = "clusters", description = "Kubernetes clusters tenants live on (admin)"),
         (name = "kubeconfigs", description = "Kubeconfigs with short-lived, namespace-scoped tokens"),
         (name = "tokens", description = "Project-scoped JWTs"),
-        (name = "platform", description = "Platform policy and WebAssembly plugins"),
+        (name = "platform", description = "Platform policy, WebAssembly plugins, and kubeop's own parts on a cluster"),
         (name = "usage", description = "Metered usage"),
         (name = "billing", description = "Rates and invoices"),
     )
@@ -145,8 +148,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tenants::router())
         .merge(projects::router())
         .merge(apps::router())
+        .merge(cronjobs::router())
         .merge(tokens::router())
         .merge(platform::router())
+        .merge(install::router())
         .merge(usage::router())
         .merge(rates::router())
         .merge(invoices::router())
