@@ -7,6 +7,7 @@
 
 mod attack;
 mod billing;
+mod bootstrap;
 mod http;
 mod kube;
 mod load;
@@ -37,6 +38,9 @@ enum Bench {
     /// A burst of 1,000 project creations reaching the HTTPS fake cluster, POST latency with the
     /// reconciler on against off, and kubeconfig issuance.
     Kube(kube::Options),
+    /// POST /v1/platform/bootstrap's applies against the HTTPS fake: a fresh cluster, then the
+    /// same cluster again, against one round trip.
+    Bootstrap(bootstrap::Options),
     /// The access log's cost: `kubeop serve` with the production profile, its access log off
     /// (filter `warn`) and on (`info`, to a file), alternately.
     Logs(logs::Options),
@@ -50,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Logs(options) => logs::run(options),
         Bench::Attack(options) => attack::run(options),
         Bench::Kube(options) => kube::run(options),
+        Bench::Bootstrap(options) => bootstrap::run(options),
     }
 }

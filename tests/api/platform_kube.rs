@@ -432,3 +432,78 @@ async fn kubectl_applies_the_kustomization_bootstrap_agrees() {
     let created: Vec<_> = results(&answer).into_iter().filter(|(_, _, result)| result == "created").collect();
     assert!(created.is_empty(), "kubectl installed the same objects: {created:?}");
 }
+
+/// Bootstrap, status, autoscale and a CronJob run against a real cluster when
+/// `KUBEOP_TEST_KUBECONFIG` names an admin kubeconfig (kind's: see the README); skipped
+/// otherwise. A development install (`Mocks`: the pause image, no webhooks), so it needs no
+/// kubeop image; the Deployments must really become available (so it needs a cluster that runs
+/// pods: against the fake API server it waits in vain). Removes what it installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_against_a_real_cluster() {
+    let Ok(path) = std::env::var("KUBEOP_TEST_KUBECONFIG") else {
+        eprintln!("KUBEOP_TEST_KUBECONFIG is not set: skipping the real-cluster platform suite");
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let yaml = std::fs::read_to_string(&path).expect("KUBEOP_TEST_KUBECONFIG names a readable file");
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let cluster = expect_json(register(&app, "real", &yaml).await, StatusCode::OK).await;
+    let query = format!("?clusterID={}", cluster["id"].as_str().unwrap());
+    let installed = expect_json(
+        app.post(&format!("/v1/platform/bootstrap{query}"), &json!({"Mocks": true})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let again = expect_json(
+        app.post(&format!("/v1/platform/bootstrap{query}"), &json!({"Mocks": true})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(results(&again).iter().all(|(_, _, result)| result == "unchanged"), "{again}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let status = expect_json(app.get(&format!("/v1/platform/status{query}")).await, StatusCode::OK).await;
+        if status["operator"] == true && status["admission"] == true {
+            assert_eq!(status["webhookCABundle"], false, "mocks install no webhooks: {status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the Deployments never became available: {status}");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    let scale = json!({"Enabled": true, "Min": 1, "Max": 2, "TargetCPU": 80});
+    expect_json(app.post(&format!("/v1/platform/autoscale{query}"), &scale).await, StatusCode::OK).await;
+    expect_json(
+        app.post(&format!("/v1/platform/autoscale{query}"), &json!({"Enabled": false})).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // Clean up: everything bootstrap created, cluster-scoped objects included (not the CRDs,
+    // which other suites share).
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let admin = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap(),
+    )
+    .unwrap();
+    let delete = kube::api::DeleteParams::background();
+    for (kind, name, _) in results(&installed) {
+        let outcome = match kind.as_str() {
+            "Namespace" => Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
+                .delete(&name, &delete)
+                .await
+                .map(drop),
+            "ClusterRole" => Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
+                .delete(&name, &delete)
+                .await
+                .map(drop),
+            "ClusterRoleBinding" => Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone())
+                .delete(&name, &delete)
+                .await
+                .map(drop),
+            _ => Ok(()),
+        };
+        if let Err(kube::Error::Api(status)) = &outcome {
+            assert_eq!(status.code, 404, "cleaning up {kind} {name}: {status:?}");
+        }
+    }
+}
