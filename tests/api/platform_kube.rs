@@ -282,8 +282,6 @@ async fn autoscale_creates_updates_and_removes_the_hpa() {
         fake.object("autoscaling/v2", "horizontalpodautoscalers", Some("kubeop-system"), "kubeop-operator")
     };
     let enable = json!({"Enabled": true, "Min": 1, "Max": 3, "TargetCPU": 70});
-    expect_error(app.post(&path, &enable).await, StatusCode::CONFLICT, "bootstrap first").await;
-    expect_json(app.post(&format!("/v1/platform/bootstrap{query}"), &json!({})).await, StatusCode::OK).await;
 
     for (body, needle) in [
         (json!({"Enabled": true, "Min": 0, "Max": 3, "TargetCPU": 70}), "Min"),
@@ -323,6 +321,10 @@ async fn autoscale_creates_updates_and_removes_the_hpa() {
     let spec = hpa().unwrap()["spec"].clone();
     assert_eq!((spec["minReplicas"].clone(), spec["maxReplicas"].clone()), (json!(2), json!(5)));
     assert_eq!(spec["metrics"][0]["resource"]["target"]["averageUtilization"], 50);
+
+    // Bootstrap leaves the autoscaler alone (it is not one of deploy/'s objects).
+    expect_json(app.post(&format!("/v1/platform/bootstrap{query}"), &json!({})).await, StatusCode::OK).await;
+    assert_eq!(hpa().unwrap()["spec"]["maxReplicas"], 5);
 
     let off = expect_json(app.post(&path, &json!({"Enabled": false})).await, StatusCode::OK).await;
     assert_eq!(off["Enabled"], false);
@@ -506,4 +508,48 @@ async fn platform_against_a_real_cluster() {
             assert_eq!(status.code, 404, "cleaning up {kind} {name}: {status:?}");
         }
     }
+}
+
+/// The seed's "Platform Management" snippets, in its order and with its bodies, against a
+/// default cluster (`kube.default = "kubeconfig"`), as an operator would paste them.
+#[tokio::test]
+async fn the_seeds_platform_snippets_work_as_written() {
+    let (fake, https) = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(&kubeconfig, https.admin_kubeconfig()).unwrap();
+    let app = TestApp::spawn_with(Engine::Sqlite, |config| {
+        config.kube.default = kubeop_config::DefaultCluster::Kubeconfig;
+        config.kube.kubeconfig = kubeconfig.clone();
+    })
+    .await;
+    expect_json(app.get("/v1/platform/policy").await, StatusCode::OK).await;
+    let policy = json!({"imageAllowlist": ["docker.io", "ghcr.io"], "egressBaseline": ["10.0.0.0/8", "172.16.0.0/12"],
+        "quotaMax": {"requestsCPU": "4", "requestsMemory": "8Gi"}});
+    assert_eq!(app.put("/v1/platform/policy", &policy).await.status(), StatusCode::NO_CONTENT);
+    let scale = json!({"Enabled": true, "Min": 1, "Max": 3, "TargetCPU": 70});
+    expect_json(app.post("/v1/platform/autoscale", &scale).await, StatusCode::OK).await;
+    let answer = expect_json(
+        app.post("/v1/platform/bootstrap", &json!({"InstallMetricsServer": true, "Mocks": true})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["cluster"], "default");
+    let status = expect_json(app.get("/v1/platform/status").await, StatusCode::OK).await;
+    for key in ["operator", "admission", "webhookCABundle"] {
+        assert_eq!(status[key], false, "nothing runs pods on the fake: {status}");
+    }
+    eventually("the policy reaches the default cluster", || {
+        fake.object("v1", "configmaps", Some("kubeop-system"), "kubeop-policy").is_some_and(|c| {
+            serde_json::from_str::<Value>(c["data"]["policy.json"].as_str().unwrap()).unwrap() == policy
+        })
+    })
+    .await;
+    assert!(
+        fake.object("autoscaling/v2", "horizontalpodautoscalers", Some("kubeop-system"), "kubeop-operator")
+            .is_some()
+    );
+    assert!(
+        fake.object("apiregistration.k8s.io/v1", "apiservices", None, "v1beta1.metrics.k8s.io").is_some()
+    );
 }

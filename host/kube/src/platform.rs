@@ -517,8 +517,9 @@ pub fn operator_hpa(autoscale: Autoscale) -> HorizontalPodAutoscaler {
     }
 }
 
-/// Sets (`Some`) or removes (`None`) the operator's autoscaler; 409 when the operator is not
-/// installed, since an autoscaler of nothing would scale nothing.
+/// Sets (`Some`) or removes (`None`) the operator's autoscaler. Setting it before bootstrap is
+/// fine, as on any cluster: the autoscaler waits for its Deployment (its namespace is applied
+/// first).
 pub async fn autoscale(
     connected: &Connected,
     autoscale: Option<Autoscale>,
@@ -527,13 +528,7 @@ pub async fn autoscale(
     let api: Api<HorizontalPodAutoscaler> = system(connected);
     match autoscale {
         Some(autoscale) => {
-            if read::<Deployment>(connected, system(connected), OPERATOR).await?.is_none() {
-                return Err(KubeError::Conflict(format!(
-                    "the operator (Deployment {SYSTEM_NAMESPACE}/{OPERATOR}) is not installed on cluster {}; \
-                     POST /v1/platform/bootstrap first",
-                    connected.label()
-                )));
-            }
+            apply(connected, Api::all(connected.client.clone()), &system_namespace(), field_manager).await?;
             apply(connected, api, &operator_hpa(autoscale), field_manager).await.map(drop)
         }
         None => match api.delete(OPERATOR, &DeleteParams::default()).await {

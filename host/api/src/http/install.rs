@@ -204,8 +204,9 @@ struct AutoscaleAnswer {
 }
 
 /// Scale the operator with CPU (admin): an autoscaling/v2 HorizontalPodAutoscaler for the
-/// `kubeop-operator` Deployment, removed when `Enabled` is false. 409 when the operator is not
-/// installed. Utilisation needs a metrics API in the cluster (`InstallMetricsServer`).
+/// `kubeop-operator` Deployment, removed when `Enabled` is false; it may come before bootstrap
+/// (it then waits for the Deployment). Utilisation needs a metrics API in the cluster
+/// (`InstallMetricsServer`).
 #[utoipa::path(post, path = "/v1/platform/autoscale", tag = "platform", params(ClusterParam),
     request_body = AutoscaleBody,
     responses((status = 200, description = "The autoscaling in force", body = AutoscaleAnswer), ApiErrors, BodyErrors, ClusterErrors))]
