@@ -30,6 +30,8 @@ async fn world(app: &TestApp) -> World {
     let app_id = app.create_app(&project, "web", &format!("web-{}.test", short_id())).await;
     let other_tenant = app.create_tenant(&format!("other-{}", short_id())).await;
     let other_project = app.create_project(&other_tenant, "web").await;
+    let cronjob = json!({"projectID": project, "name": "nightly", "schedule": "@daily", "image": "busybox"});
+    expect_json(app.post("/v1/cronjobs", &cronjob).await, StatusCode::OK).await;
     World { tenant, project, app_id, other_tenant, other_project }
 }
 
@@ -93,6 +95,27 @@ fn endpoints(w: &World) -> Vec<(&'static str, Case)> {
             "mint project token",
             case(Method::POST, "/v1/jwt/project", Some(json!({"ProjectID": w.project, "TTLMinutes": 5}))),
         ),
+        (
+            "create cronjob",
+            case(
+                Method::POST,
+                "/v1/cronjobs",
+                Some(
+                    json!({"projectID": w.project, "name": "hourly", "schedule": "@hourly", "image": "busybox"}),
+                ),
+            ),
+        ),
+        (
+            "list cronjobs of project",
+            case(Method::GET, format!("/v1/cronjobs?projectID={}", w.project), None),
+        ),
+        ("list all cronjobs", case(Method::GET, "/v1/cronjobs", None)),
+        ("get cronjob", case(Method::GET, format!("/v1/cronjobs/{}/nightly", w.project), None)),
+        ("run cronjob", case(Method::POST, format!("/v1/cronjobs/{}/nightly/run", w.project), None)),
+        ("delete cronjob", case(Method::DELETE, format!("/v1/cronjobs/{}/nightly", w.project), None)),
+        ("bootstrap", case(Method::POST, "/v1/platform/bootstrap", Some(json!({})))),
+        ("platform status", case(Method::GET, "/v1/platform/status", None)),
+        ("autoscale", case(Method::POST, "/v1/platform/autoscale", Some(json!({"Enabled": false})))),
     ]
 }
 
@@ -130,6 +153,16 @@ fn expected() -> BTreeMap<&'static str, [u16; 5]> {
         ("get rates", [200, 200, 403, 403, 403]),
         ("put rates", admin_only(204)),
         ("get invoice", [200, 200, 403, 403, 403]),
+        ("create cronjob", owners(200)),
+        ("list cronjobs of project", owners(200)),
+        ("list all cronjobs", admin_only(200)),
+        ("get cronjob", owners(200)),
+        // No cluster in this test: the callers allowed get as far as the cluster's 503.
+        ("run cronjob", owners(503)),
+        ("delete cronjob", owners(204)),
+        ("bootstrap", admin_only(503)),
+        ("platform status", admin_only(503)),
+        ("autoscale", admin_only(503)),
     ])
 }
 
