@@ -104,6 +104,7 @@ async fn bootstrap_installs_the_platform_once() {
 
     let before = platform_objects(&fake);
     fake.clear_requests();
+    fake.advance_clock(std::time::Duration::from_secs(60));
     let second =
         expect_json(app.post(&format!("/v1/platform/bootstrap{query}"), &body).await, StatusCode::OK).await;
     assert!(results(&second).iter().all(|(_, _, result)| result == "unchanged"), "{second}");

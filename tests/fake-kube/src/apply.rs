@@ -332,9 +332,31 @@ pub fn apply(
         }
     }
     deep_merge(&mut object, &config);
-    entry(&mut managers, writer, "Apply").fields = wanted;
+    let before = managers
+        .iter()
+        .find(|m| is_me(m) && m.operation == "Apply" && m.subresource == subresource)
+        .map(|m| (m.fields.clone(), m.api_version.clone(), m.time.clone()));
+    let entry = entry(&mut managers, writer, "Apply");
+    // As Kubernetes: an apply that changes nothing, not even what the manager owns, is a no-op,
+    // and keeps its entry's timestamp (so the object, and its resourceVersion, stay as they were).
+    if let Some((fields, api_version, time)) = before
+        && fields == wanted
+        && api_version == entry.api_version
+        && without_managers(&object) == without_managers(current)
+    {
+        entry.time = time;
+    }
+    entry.fields = wanted;
     write_managers(&mut object, &managers);
     Ok(object)
+}
+
+fn without_managers(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    object
 }
 
 #[cfg(test)]

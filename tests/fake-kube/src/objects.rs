@@ -118,7 +118,11 @@ pub enum Ownership<'a> {
 fn establish_crd(state: &mut State, crd: &mut Value) -> Result<()> {
     let resources = resources_of_crd(crd)?;
     let name = text(crd, "/metadata/name").unwrap_or_default().to_owned();
-    let now = timestamp(state.now());
+    // Conditions keep the time they became true, as the apiextensions controller's do: a write
+    // that changes nothing about them must not change the object.
+    let established_at =
+        crd.pointer("/status/conditions/0/lastTransitionTime").and_then(Value::as_str).map(str::to_owned);
+    let now = established_at.unwrap_or_else(|| timestamp(state.now()));
     let mut accepted = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
     if let Some(first) = resources.first() {
         accepted["singular"] = json!(first.singular);

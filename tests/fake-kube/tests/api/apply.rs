@@ -24,9 +24,14 @@ async fn apply_creates_then_reapply_removes_omitted_fields() {
     let fields = created.metadata.managed_fields.as_ref().unwrap()[0].fields_v1.clone().unwrap().0;
     assert_eq!(fields["f:data"], json!({ "f:a": {}, "f:b": {} }));
 
-    // Re-applying the same config is a no-op: no new resourceVersion.
+    // Re-applying the same config is a no-op: no new resourceVersion, even a minute later (the
+    // managedFields timestamp only moves with a change, as in Kubernetes).
     let again = cms.patch("settings", &params, &Patch::Apply(&first)).await.unwrap();
     assert_eq!(again.metadata.resource_version, created.metadata.resource_version);
+    fake.advance_clock(std::time::Duration::from_secs(60));
+    let later = cms.patch("settings", &params, &Patch::Apply(&first)).await.unwrap();
+    assert_eq!(later.metadata.resource_version, created.metadata.resource_version);
+    assert_eq!(later.metadata.managed_fields, created.metadata.managed_fields);
 
     let second = config_map("settings", &[("a", "1")]);
     let reapplied = cms.patch("settings", &params, &Patch::Apply(&second)).await.unwrap();
