@@ -330,6 +330,11 @@ pub fn may_manage_cronjobs(caller: &Caller, project: &Project) -> Result<(), Den
     may_read_project(caller, project)
 }
 
+/// As apps: admin lists everything; others must filter by a project they may read.
+pub fn may_list_cronjobs(caller: &Caller, project: Option<&Project>) -> Result<(), Denied> {
+    may_list_apps(caller, project)
+}
+
 /// Admin, or a tenant-role caller sending only its own tenant's usage.
 pub fn may_ingest_usage<'a>(
     caller: &Caller,

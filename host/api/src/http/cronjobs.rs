@@ -238,7 +238,7 @@ async fn list_cronjobs(
         Some(id) => Some(state.store.get_project(id).await?),
         None => None,
     };
-    auth::may_list_apps(&caller, project.as_ref())?;
+    auth::may_list_cronjobs(&caller, project.as_ref())?;
     Ok(paged(state.store.list_cronjobs(project_id.as_ref(), &page).await?, &page))
 }
 
