@@ -9,6 +9,7 @@ mod billing;
 mod cronjobs;
 mod kube;
 mod openapi;
+mod operator;
 mod platform;
 mod platform_kube;
 mod plugins;

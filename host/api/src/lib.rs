@@ -35,6 +35,8 @@ pub struct Server {
     state: AppState,
     /// `None` when `kube.reconciler` is off.
     reconciler: Option<kubeop_kube::Reconciler>,
+    /// The embedded operator's client and settings (`operator.embedded`).
+    operator: Option<(kubeop_kube::Connected, kubeop_config::OperatorConfig)>,
     grace: Duration,
     sync_interval: Duration,
     connections: serve::ConnectionLimits,
@@ -95,6 +97,15 @@ impl Server {
         });
         let addr = config.http.addr.socket_addr();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        // `operator.embedded`: the controllers in this process, against the default cluster.
+        let operator = if config.operator.embedded {
+            let client = state.clusters.connect(None).await.map_err(|error| {
+                anyhow::anyhow!("operator.embedded needs a default cluster (kube.default): {error}")
+            })?;
+            Some((client, config.operator.clone()))
+        } else {
+            None
+        };
         let reconciler = config.kube.reconciler.then(|| {
             kubeop_kube::Reconciler::new(
                 state.store.clone(),
@@ -108,6 +119,7 @@ impl Server {
             listener,
             state,
             reconciler,
+            operator,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             connections: serve::ConnectionLimits {
                 header_timeout: Duration::from_millis(config.http.header_timeout_ms),
@@ -176,6 +188,18 @@ impl Server {
         let reconciler = self.reconciler.map(|reconciler| tokio::spawn(reconciler.run()));
         let watch_every = Duration::from_millis(self.state.kube_settings.reconcile_interval_ms);
         let statuses = tokio::spawn(self.state.statuses.clone().run(watch_every));
+        let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
+        let operator = self.operator.map(|(cluster, config)| {
+            let stop = async move {
+                let _ = operator_stopped.await;
+            };
+            kubeop_operator::process::spawn_embedded(
+                cluster.client,
+                &config,
+                &self.state.metrics.registry,
+                stop,
+            )
+        });
         let result =
             serve::serve(self.listener, http::app(self.state), self.connections, shutdown, self.grace).await;
         plugin_sync.abort();
@@ -184,6 +208,15 @@ impl Server {
         statuses.abort();
         if let Some(reconciler) = reconciler {
             reconciler.abort();
+        }
+        if let Some(operator) = operator {
+            // Its controllers stop and its lease is released, so another replica takes over now.
+            let _ = stop_operator.send(());
+            match tokio::time::timeout(self.grace, operator).await {
+                Ok(Ok(Err(error))) => tracing::warn!(%error, "the embedded operator failed"),
+                Err(_) => tracing::warn!("the embedded operator did not stop within the grace period"),
+                _ => {}
+            }
         }
         store.close().await;
         result
@@ -244,7 +277,7 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> anyhow::Result<St
 }
 
 /// Installs the SIGTERM and SIGINT handlers now; the future completes on either signal.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

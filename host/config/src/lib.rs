@@ -50,7 +50,45 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub billing: BillingConfig,
     pub kube: KubeConfig,
+    pub operator: OperatorConfig,
 }
+
+/// `kubeop operator` (and `kubeop serve --operator`): the in-cluster controllers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Run the controllers inside `kubeop serve`, against the default cluster.
+    pub embedded: bool,
+    /// Where `kubeop operator` serves /healthz, /readyz, /version and /metrics.
+    pub metrics_addr: ListenAddr,
+    /// The field manager of every object the operator applies.
+    pub field_manager: String,
+    /// Pod Security Admission level of project namespaces: restricted, baseline or privileged.
+    pub pod_security_level: String,
+    /// The ingress controller's namespace, which may reach every project's pods.
+    pub ingress_namespace: String,
+    /// `ingressClassName` of apps' Ingresses; empty: the cluster's default class.
+    pub ingress_class: String,
+    /// Where cluster DNS runs (pods labelled k8s-app=kube-dns), which every project may reach.
+    pub dns_namespace: String,
+    /// A project's quota while the platform policy sets no quotaMax.
+    pub default_quota_cpu: String,
+    pub default_quota_memory: String,
+    /// One replica acts at a time, holding a coordination.k8s.io Lease.
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    /// A leader that has not renewed its lease for this long is replaced; it renews
+    /// `lease_grace_secs` before that.
+    pub lease_duration_secs: u64,
+    pub lease_grace_secs: u64,
+    /// First and longest wait before retrying a failed reconcile (doubling in between), in ms.
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+/// Pod Security Admission levels.
+pub const POD_SECURITY_LEVELS: [&str; 3] = ["restricted", "baseline", "privileged"];
 
 /// The Kubernetes clusters the manager writes to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,6 +352,24 @@ impl Default for Config {
                 image_pull_policy: "IfNotPresent".into(),
                 webhook_failure_policy: "Fail".into(),
             },
+            operator: OperatorConfig {
+                embedded: false,
+                metrics_addr: ListenAddr::parse("127.0.0.1:8080").expect("a literal address"),
+                field_manager: "kubeop-operator".into(),
+                pod_security_level: "restricted".into(),
+                ingress_namespace: "ingress-nginx".into(),
+                ingress_class: "nginx".into(),
+                dns_namespace: "kube-system".into(),
+                default_quota_cpu: "2".into(),
+                default_quota_memory: "4Gi".into(),
+                leader_election: true,
+                lease_name: "kubeop-operator".into(),
+                lease_namespace: "kubeop-system".into(),
+                lease_duration_secs: 15,
+                lease_grace_secs: 5,
+                retry_min_ms: 500,
+                retry_max_ms: 60_000,
+            },
             plugins: PluginsConfig {
                 dir: PathBuf::new(),
                 deadline_ms: 50,
@@ -463,7 +519,7 @@ impl Config {
         if self.db.max_connections == 0 {
             return Err(ConfigError::invalid("db.max_connections", "must be at least 1"));
         }
-        Ok(())
+        self.operator.validate()
     }
 
     /// The database to open: the configured URL, or an SQLite file in the data directory.
@@ -596,6 +652,43 @@ impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
         ListenAddr::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl OperatorConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !POD_SECURITY_LEVELS.contains(&self.pod_security_level.as_str()) {
+            return Err(ConfigError::invalid(
+                "operator.pod_security_level",
+                "must be restricted, baseline or privileged",
+            ));
+        }
+        for (key, value) in [
+            ("operator.field_manager", &self.field_manager),
+            ("operator.ingress_namespace", &self.ingress_namespace),
+            ("operator.dns_namespace", &self.dns_namespace),
+            ("operator.lease_name", &self.lease_name),
+            ("operator.lease_namespace", &self.lease_namespace),
+            ("operator.default_quota_cpu", &self.default_quota_cpu),
+            ("operator.default_quota_memory", &self.default_quota_memory),
+        ] {
+            if value.is_empty() || value.len() > 128 {
+                return Err(ConfigError::invalid(key, "must be 1 to 128 characters"));
+            }
+        }
+        if self.retry_min_ms == 0 || self.retry_max_ms < self.retry_min_ms {
+            return Err(ConfigError::invalid(
+                "operator.retry_max_ms",
+                "retry_min_ms must be at least 1 and retry_max_ms at least retry_min_ms",
+            ));
+        }
+        if self.lease_grace_secs == 0 || self.lease_duration_secs <= self.lease_grace_secs {
+            return Err(ConfigError::invalid(
+                "operator.lease_duration_secs",
+                "must be longer than operator.lease_grace_secs, which must be at least 1",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -734,17 +734,19 @@ mod tests {
         rows
     }
 
-    /// Least privilege, written out: each line is a call the component makes (issue 12's
-    /// operator and issue 13's webhook run against the fake API server with exactly these
-    /// grants). A grant added to `deploy/` without a reason here fails this test.
+    /// Least privilege, written out: each line is a call the component makes. The operator runs
+    /// against the fake API server (which enforces RBAC) with exactly these grants
+    /// (tests/api/operator.rs); issue 13's webhook will do the same. A grant added to `deploy/`
+    /// without a reason here fails this test.
     #[test]
     fn rbac_grants_exactly_what_each_component_calls() {
         let system = Some(SYSTEM_NAMESPACE);
-        let crud = "get list watch create patch update delete";
+        // Server-side apply creates (create) and repairs (patch); nothing is replaced (update).
+        let crud = "get list watch create patch delete";
         let operator = expand(&[
             // Watches and reconciles kubeop's resources, reports their status, holds finalizers.
-            ("paas.kubeop.io", "tenants projects apps", "get list watch patch update", "", None),
-            ("paas.kubeop.io", "tenants/status projects/status apps/status", "get patch update", "", None),
+            ("paas.kubeop.io", "tenants projects apps", "get list watch patch", "", None),
+            ("paas.kubeop.io", "tenants/status projects/status apps/status", "get patch", "", None),
             ("paas.kubeop.io", "tenants/finalizers projects/finalizers apps/finalizers", "update", "", None),
             // A project's namespace and what isolates it; an app's workload.
             ("", "namespaces", crud, "", None),

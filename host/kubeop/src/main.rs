@@ -10,6 +10,14 @@ use kubeop_api::http::BuildInfo;
 use kubeop_config::Config;
 use kubeop_core::{ProjectId, TenantId};
 
+/// What the operator's `/version` reports.
+const OPERATOR_BUILD: kubeop_operator::http::Version = kubeop_operator::http::Version {
+    service: "operator",
+    version: env!("CARGO_PKG_VERSION"),
+    git_commit: env!("KUBEOP_GIT_COMMIT"),
+    build_date: env!("KUBEOP_BUILD_DATE"),
+};
+
 /// What `/version` reports: stamped by build.rs.
 const BUILD: BuildInfo = BuildInfo {
     service: "manager",
@@ -34,7 +42,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the manager REST API.
-    Serve,
+    Serve {
+        /// Also run the operator's controllers in-process against the default cluster (as
+        /// `operator.embedded = true`): a single binary for small setups.
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Run the operator: the controllers that turn Tenant, Project and App resources into
+    /// namespaces, quotas, network policies and workloads, in the cluster of the pod's
+    /// ServiceAccount (or KUBECONFIG), with /healthz, /readyz, /version and /metrics on
+    /// operator.metrics_addr.
+    Operator,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Mint an API token with the configured signing key.
@@ -127,7 +145,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let config = Config::load(&cli.config_dir, cli.config.as_deref())?;
+    let mut config = Config::load(&cli.config_dir, cli.config.as_deref())?;
+    if let Command::Serve { operator: true } = cli.command {
+        config.operator.embedded = true;
+    }
     // Settings whose owners are the server's crates: checked before anything runs or logs.
     kubeop_api::check_config(&config)?;
     let _log = kubeop_api::telemetry::init(&config.log).map_err(anyhow::Error::msg)?;
@@ -151,7 +172,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(engine = store.engine(), "database migrated");
             anyhow::Ok(())
         })?,
-        Command::Serve => runtime()?.block_on(async {
+        Command::Operator => runtime()?.block_on(async {
+            use anyhow::Context;
+            let shutdown = kubeop_api::shutdown_signal()?;
+            let client = kube::Client::try_default()
+                .await
+                .context("no cluster: not running in a pod, and no usable KUBECONFIG")?;
+            let addr = config.operator.metrics_addr.socket_addr();
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            kubeop_operator::process::run(client, &config.operator, listener, OPERATOR_BUILD, shutdown).await
+        })?,
+        Command::Serve { .. } => runtime()?.block_on(async {
             tracing::info!(
                 profile = config.profile.as_str(),
                 strict = config.strict,

@@ -485,3 +485,101 @@ fn build_shares_the_test_commands_features() {
         .collect();
     assert!(differ.is_empty(), "features the test command turns on: {differ:#?}");
 }
+
+/// `kubeop operator` as its own process, against the fake API server over HTTPS: it serves its
+/// endpoints, takes the lease, turns a Project into its namespace, and on SIGTERM stops and
+/// releases the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_runs_as_its_own_process_and_stops_on_sigterm() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fake = kubeop_fake_kube::FakeKube::new();
+    let crds: Api<CustomResourceDefinition> = Api::all(fake.client());
+    for crd in kubeop_crds::definitions() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let namespaces: Api<Namespace> = Api::all(fake.client());
+    let system = Namespace {
+        metadata: ObjectMeta { name: Some("kubeop-system".into()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    namespaces.create(&PostParams::default(), &system).await.unwrap();
+    let https = fake.serve_https().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(&kubeconfig, https.admin_kubeconfig()).unwrap();
+
+    let mut child = kubeop(dir.path())
+        .arg("operator")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBEOP_OPERATOR__METRICS_ADDR", "127.0.0.1:0")
+        .env("KUBEOP_OPERATOR__LEASE_DURATION_SECS", "3")
+        .env("KUBEOP_OPERATOR__LEASE_GRACE_SECS", "1")
+        .env("KUBEOP_LOG__FORMAT", "json")
+        .env("KUBEOP_LOG__FILTER", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::task::spawn_blocking(move || {
+        let addr = loop {
+            let line = lines.next().expect("the operator logs its address").unwrap();
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(addr) = entry["addr"].as_str() {
+                break addr.to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        addr
+    })
+    .await
+    .unwrap();
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        async move { tokio::task::spawn_blocking(move || http(&addr, "GET", path, "")).await.unwrap() }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    let version: serde_json::Value = serde_json::from_str(&get("/version").await.1).unwrap();
+    assert_eq!(version["service"], "operator", "{version}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get("/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the operator never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A Project as the manager writes it becomes its namespace.
+    let project: kubeop_crds::Project = serde_json::from_value(serde_json::json!({
+        "apiVersion": "paas.kubeop.io/v1alpha1", "kind": "Project",
+        "metadata": {"name": "p-01jd5x7k3q9m2n4p6r8s0t1v2w", "labels": {
+            "paas.kubeop.io/tenant-id": "t_01jd5x7k3q9m2n4p6r8s0t1v2w",
+            "paas.kubeop.io/project-id": "p_01jd5x7k3q9m2n4p6r8s0t1v2w",
+            "app.kubernetes.io/managed-by": "kubeop"}},
+        "spec": {"tenantRef": "t-01jd5x7k3q9m2n4p6r8s0t1v2w", "name": "web", "namespace": "kubeop-acme-web"}
+    }))
+    .unwrap();
+    let projects: Api<kubeop_crds::Project> = Api::all(fake.client());
+    projects
+        .patch("p-01jd5x7k3q9m2n4p6r8s0t1v2w", &PatchParams::apply("kubeop"), &Patch::Apply(&project))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.object("v1", "resourcequotas", Some("kubeop-acme-web"), "kubeop-quota").is_none() {
+        assert!(Instant::now() < deadline, "the Project never became its namespace");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = get("/metrics").await.1;
+    assert!(metrics.contains("kubeop_operator_leader 1"), "{metrics}");
+    assert!(metrics.contains("kubeop_operator_reconciles_total{controller=\"project\""), "{metrics}");
+    let lease = || fake.object("coordination.k8s.io/v1", "leases", Some("kubeop-system"), "kubeop-operator");
+    assert!(lease().unwrap()["spec"]["holderIdentity"].is_string(), "it holds the lease");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a SIGTERM stop exits 0: {status:?}");
+    let holder = lease().unwrap()["spec"]["holderIdentity"].clone();
+    assert!(holder.is_null() || holder == "", "the lease is released on the way out: {holder}");
+}
