@@ -12,6 +12,7 @@ mod http;
 mod kube;
 mod load;
 mod logs;
+mod operator;
 mod plugins;
 mod server;
 
@@ -41,6 +42,9 @@ enum Bench {
     /// POST /v1/platform/bootstrap's applies against the HTTPS fake: a fresh cluster, then the
     /// same cluster again, against one round trip.
     Bootstrap(bootstrap::Options),
+    /// `kubeop operator` as its own process: Projects with one App each created at once on the
+    /// HTTPS fake, until all are Ready; reconciles per second and resident memory.
+    Operator(operator::Options),
     /// The access log's cost: `kubeop serve` with the production profile, its access log off
     /// (filter `warn`) and on (`info`, to a file), alternately.
     Logs(logs::Options),
@@ -55,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Attack(options) => attack::run(options),
         Bench::Kube(options) => kube::run(options),
         Bench::Bootstrap(options) => bootstrap::run(options),
+        Bench::Operator(options) => operator::run(options),
     }
 }

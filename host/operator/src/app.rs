@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -25,7 +25,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// Watches Apps, what they own (a hand edit or deletion reconciles the App again) and Projects
 /// (an App waiting for its Project goes ahead as soon as it appears).
 pub fn controller(ctx: &Context) -> Controller<App> {
-    let apps = Controller::new(Api::<App>::all(ctx.client.clone()), watcher::Config::default());
+    let apps = Controller::new(Api::<App>::all(ctx.client.clone()), watcher::Config::default())
+        .with_config(controller::Config::default().debounce(crate::DEBOUNCE).concurrency(crate::CONCURRENCY));
     let store = apps.store();
     let ours = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
     apps.owns(Api::<Deployment>::all(ctx.client.clone()), ours.clone())

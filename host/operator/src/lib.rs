@@ -38,6 +38,14 @@ pub use error::Error;
 
 use context::Context;
 
+/// How long a Project or App waits after a change before it is reconciled: the events of its
+/// own writes (its objects, its status) arrive within it and make one more reconcile, not one
+/// each (`kubeop-bench operator`).
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Reconciles of one kind in flight at once: a burst of a thousand objects is worked through
+/// rather than held in memory all at once (each reconcile holds its objects and responses).
+const CONCURRENCY: u16 = 16;
+
 /// What the operator needs to know besides the cluster: plain values, so that the binary maps its
 /// configuration onto them and tests build them by hand.
 #[derive(Debug, Clone, PartialEq)]

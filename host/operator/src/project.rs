@@ -9,7 +9,7 @@ use futures::Stream;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -33,7 +33,8 @@ pub fn controller(
     ctx: &Context,
     policy_changes: impl Stream<Item = ()> + Send + 'static,
 ) -> Controller<Project> {
-    let projects = Controller::new(Api::<Project>::all(ctx.client.clone()), watcher::Config::default());
+    let projects = Controller::new(Api::<Project>::all(ctx.client.clone()), watcher::Config::default())
+        .with_config(controller::Config::default().debounce(crate::DEBOUNCE).concurrency(crate::CONCURRENCY));
     let store = projects.store();
     let ours = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
     projects

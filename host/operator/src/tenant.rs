@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -18,15 +18,17 @@ use crate::error::{Error, Result};
 pub const FINALIZER: &str = "paas.kubeop.io/cleanup";
 const CONTROLLER: &str = "tenant";
 const RESYNC: Duration = Duration::from_secs(300);
+const TENANT_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// Watches Tenants and Projects: a Project coming or going reconciles its Tenant, so the count
 /// follows.
 pub fn controller(ctx: &Context) -> Controller<Tenant> {
-    Controller::new(Api::<Tenant>::all(ctx.client.clone()), watcher::Config::default()).watches(
-        Api::<Project>::all(ctx.client.clone()),
-        watcher::Config::default(),
-        |project: Project| Some(ObjectRef::new(&project.spec.tenant_ref)),
-    )
+    // A burst of project changes is one recount, not one per change.
+    Controller::new(Api::<Tenant>::all(ctx.client.clone()), watcher::Config::default())
+        .with_config(controller::Config::default().debounce(TENANT_DEBOUNCE))
+        .watches(Api::<Project>::all(ctx.client.clone()), watcher::Config::default(), |project: Project| {
+            Some(ObjectRef::new(&project.spec.tenant_ref))
+        })
 }
 
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action> {

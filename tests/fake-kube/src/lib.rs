@@ -62,7 +62,13 @@ impl FakeKube {
     /// An empty cluster: namespaces default, kube-system and kube-public, and the default
     /// ClusterRoles cluster-admin, admin, edit and view.
     pub fn new() -> FakeKube {
-        let mut state = State::new();
+        FakeKube::with_history(state::HISTORY)
+    }
+
+    /// The same, keeping only the last `events` watch events (how far a watch can fall behind
+    /// or resume from before it must list again).
+    pub fn with_history(events: usize) -> FakeKube {
+        let mut state = State::new(events);
         objects::seed(&mut state);
         state.requests.clear();
         let shared = Shared {

@@ -49,8 +49,10 @@ pub struct Event {
     pub previous: Option<Value>,
 }
 
-/// How many events a watch can resume across; older resourceVersions answer 410 Gone.
-const HISTORY: usize = 1000;
+/// How many events a watch can resume across, and how far a connected watch may fall behind
+/// before it is closed and must list again (as a real API server closes slow watchers); older
+/// resourceVersions answer 410 Gone. `FakeKube::with_history` sets another.
+pub const HISTORY: usize = 1000;
 
 /// Live events for one watch.
 pub type Feed = broadcast::Receiver<Arc<Event>>;
@@ -62,6 +64,8 @@ pub struct Store {
     /// The newest resourceVersion no longer in `history`.
     compacted: u64,
     events: broadcast::Sender<Arc<Event>>,
+    /// At most this many events in `history`.
+    capacity: usize,
 }
 
 pub fn set_rv(object: &mut Value, rv: u64) {
@@ -69,13 +73,14 @@ pub fn set_rv(object: &mut Value, rv: u64) {
 }
 
 impl Store {
-    fn new() -> Store {
+    fn new(capacity: usize) -> Store {
         Store {
             objects: BTreeMap::new(),
             rv: 0,
             history: VecDeque::new(),
             compacted: 0,
-            events: broadcast::channel(HISTORY).0,
+            events: broadcast::channel(capacity.max(1)).0,
+            capacity: capacity.max(1),
         }
     }
 
@@ -107,7 +112,7 @@ impl Store {
 
     fn record(&mut self, key: ObjKey, kind: EventType, object: Value, previous: Option<Value>) {
         let event = Arc::new(Event { rv: self.rv, key, kind, object, previous });
-        if self.history.len() == HISTORY
+        if self.history.len() >= self.capacity
             && let Some(dropped) = self.history.pop_front()
         {
             self.compacted = dropped.rv;
@@ -156,6 +161,7 @@ impl Store {
             history: VecDeque::new(),
             compacted: self.rv,
             events: broadcast::channel(1).0,
+            capacity: 1,
         }
     }
 
@@ -192,9 +198,9 @@ pub struct State {
 }
 
 impl State {
-    pub fn new() -> State {
+    pub fn new(history: usize) -> State {
         State {
-            store: Store::new(),
+            store: Store::new(history),
             registry: Registry::new(),
             tokens: Tokens::default(),
             requests: Vec::new(),

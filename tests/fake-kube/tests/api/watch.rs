@@ -119,7 +119,7 @@ async fn reflector_store_follows_the_cluster() {
 
 #[tokio::test]
 async fn raw_watch_resumes_bookmarks_times_out_and_expires() {
-    let fake = FakeKube::new();
+    let fake = FakeKube::with_history(1000);
     let cms: Api<ConfigMap> = Api::namespaced(fake.client(), "default");
     let first = cms.create(&PostParams::default(), &config_map("c1", &[])).await.unwrap();
     let from = first.metadata.resource_version.unwrap();
