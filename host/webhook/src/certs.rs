@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -235,9 +235,7 @@ fn secret(identity: &Identity, certificates: &Certificates, ca: &Ca, existing: O
 }
 
 /// Writes the CA into every webhook of both configurations, unless it is there already; answers
-/// how many webhooks changed. A merge patch of the webhook list with only `caBundle` changed,
-/// carrying the resourceVersion it was read at: a concurrent edit makes it fail (409) rather
-/// than be overwritten.
+/// how many webhooks changed.
 pub async fn inject_ca_bundle(
     client: &kube::Client,
     identity: &Identity,
@@ -245,34 +243,48 @@ pub async fn inject_ca_bundle(
 ) -> anyhow::Result<usize> {
     let bundle = ByteString(ca_pem.as_bytes().to_vec());
     let name = &identity.webhook_configuration;
-    let mut changed = 0;
-    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    if let Some(mut config) = validating.get_opt(name).await.context("reading the validating webhooks")? {
-        let webhooks = config.webhooks.get_or_insert_with(Vec::new);
-        let stale = webhooks.iter_mut().filter(|w| w.client_config.ca_bundle.as_ref() != Some(&bundle));
-        let count = stale.map(|w| w.client_config.ca_bundle = Some(bundle.clone())).count();
-        if count > 0 {
-            let patch = json!({"metadata": {"resourceVersion": config.metadata.resource_version}, "webhooks": webhooks});
-            validating
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .context("writing caBundle")?;
-            changed += count;
-        }
+    let validating = inject(Api::<ValidatingWebhookConfiguration>::all(client.clone()), name, &bundle, |c| {
+        c.webhooks.iter_mut().flatten().map(|w| &mut w.client_config).collect()
+    });
+    let mutating = inject(Api::<MutatingWebhookConfiguration>::all(client.clone()), name, &bundle, |c| {
+        c.webhooks.iter_mut().flatten().map(|w| &mut w.client_config).collect()
+    });
+    Ok(validating.await? + mutating.await?)
+}
+
+/// One configuration: a merge patch of its webhook list with only `caBundle` changed, carrying
+/// the resourceVersion it was read at, so a concurrent edit makes it fail (409) rather than be
+/// overwritten.
+async fn inject<K>(
+    api: Api<K>,
+    name: &str,
+    bundle: &ByteString,
+    client_configs: impl Fn(&mut K) -> Vec<&mut WebhookClientConfig>,
+) -> anyhow::Result<usize>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::Serialize
+        + for<'de> k8s_openapi::serde::Deserialize<'de>,
+{
+    let Some(mut config) =
+        api.get_opt(name).await.with_context(|| format!("reading webhook configuration {name}"))?
+    else {
+        return Ok(0);
+    };
+    let stale = client_configs(&mut config)
+        .into_iter()
+        .filter(|c| c.ca_bundle.as_ref() != Some(bundle))
+        .map(|c| c.ca_bundle = Some(bundle.clone()))
+        .count();
+    if stale > 0 {
+        let webhooks = serde_json::to_value(&config)?["webhooks"].take();
+        let patch =
+            json!({"metadata": {"resourceVersion": config.meta().resource_version}, "webhooks": webhooks});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("writing caBundle into {name}"))?;
     }
-    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    if let Some(mut config) = mutating.get_opt(name).await.context("reading the mutating webhooks")? {
-        let webhooks = config.webhooks.get_or_insert_with(Vec::new);
-        let stale = webhooks.iter_mut().filter(|w| w.client_config.ca_bundle.as_ref() != Some(&bundle));
-        let count = stale.map(|w| w.client_config.ca_bundle = Some(bundle.clone())).count();
-        if count > 0 {
-            let patch = json!({"metadata": {"resourceVersion": config.metadata.resource_version}, "webhooks": webhooks});
-            mutating
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .context("writing caBundle")?;
-            changed += count;
-        }
-    }
-    Ok(changed)
+    Ok(stale)
 }

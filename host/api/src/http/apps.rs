@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiErrors, BodyErrors, Result, invalid_field};
 use super::extract::{Json, PageParams, PathId, Query};
-use super::{AppState, Identified, paged};
+use super::{AppState, Identified, paged, project_filter};
 use crate::auth::{self, Caller};
 use kubeop_core::{App, AppId, Hostname, ImageRef, Name, ProjectId};
 use kubeop_kube::SyncStatus;
@@ -121,15 +121,10 @@ async fn list_apps(
     Query(params): Query<ListParams>,
     Query(paging): Query<PageParams>,
 ) -> Result<Response> {
-    let project_id =
-        params.project_id.as_deref().map(ProjectId::parse).transpose().map_err(invalid_field("projectID"))?;
+    let project = project_filter(&state, params.project_id.as_deref()).await?;
     let page = paging.page()?;
-    let project = match &project_id {
-        Some(id) => Some(state.store.get_project(id).await?),
-        None => None,
-    };
     auth::may_list_apps(&caller, project.as_ref())?;
-    Ok(paged(state.store.list_apps(project_id.as_ref(), &page).await?, &page))
+    Ok(paged(state.store.list_apps(project.as_ref().map(|p| &p.id), &page).await?, &page))
 }
 
 /// An app with where it stands on its cluster.

@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::apps::check_image;
 use super::error::{ApiError, ApiErrors, BodyErrors, ClusterErrors, Result, invalid_field};
 use super::extract::{Json, PageParams, Query};
-use super::{AppState, Identified, paged};
+use super::{AppState, Identified, paged, project_filter};
 use crate::auth::{self, Caller};
 use kubeop_core::{
     ConcurrencyPolicy, CronJob, CronSchedule, ImageRef, MAX_ARGUMENT_BYTES, MAX_ARGUMENTS,
@@ -231,15 +231,10 @@ async fn list_cronjobs(
     Query(params): Query<ListParams>,
     Query(paging): Query<PageParams>,
 ) -> Result<Response> {
-    let project_id =
-        params.project_id.as_deref().map(ProjectId::parse).transpose().map_err(invalid_field("projectID"))?;
+    let project = project_filter(&state, params.project_id.as_deref()).await?;
     let page = paging.page()?;
-    let project = match &project_id {
-        Some(id) => Some(state.store.get_project(id).await?),
-        None => None,
-    };
     auth::may_list_cronjobs(&caller, project.as_ref())?;
-    Ok(paged(state.store.list_cronjobs(project_id.as_ref(), &page).await?, &page))
+    Ok(paged(state.store.list_cronjobs(project.as_ref().map(|p| &p.id), &page).await?, &page))
 }
 
 /// Get a CronJob, with whether its cluster has it yet.

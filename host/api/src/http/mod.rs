@@ -258,6 +258,19 @@ pub(crate) trait Identified {
     fn id_str(&self) -> &str;
 }
 
+/// A list's `?projectID=`: parsed (400 naming it) and loaded (404), for its authorization rule
+/// and its filter.
+pub(crate) async fn project_filter(
+    state: &AppState,
+    raw: Option<&str>,
+) -> error::Result<Option<kubeop_core::Project>> {
+    let id = raw.map(kubeop_core::ProjectId::parse).transpose().map_err(error::invalid_field("projectID"))?;
+    match id {
+        Some(id) => Ok(Some(state.store.get_project(&id).await?)),
+        None => Ok(None),
+    }
+}
+
 /// A list response: the first `page.limit` rows as a JSON array, and `x-next-cursor` when the
 /// store returned the extra row that shows another page follows.
 pub(crate) fn paged<T: Identified + serde::Serialize>(mut rows: Vec<T>, page: &Page) -> Response {
