@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
 use kubeop_config::{ConfigError, PolicyConfig};
-use kubeop_core::{PlatformPolicy, Quantity, QuotaMax};
+use kubeop_core::{AdmissionPolicy, PlatformPolicy, Quantity, QuotaMax};
 use kubeop_store::{Store, StoreError};
 
 /// The policy and where it comes from.
@@ -71,5 +71,18 @@ pub fn from_config(config: &PolicyConfig) -> Result<PlatformPolicy, ConfigError>
             requests_cpu: quantity("policy.quota_max_requests_cpu", &config.quota_max_requests_cpu)?,
             requests_memory: quantity("policy.quota_max_requests_memory", &config.quota_max_requests_memory)?,
         },
+        admission: AdmissionPolicy::parse(
+            &config.allowed_hosts,
+            &config.allowed_service_types,
+            &config.audit_rules,
+        )
+        .map_err(|(field, invalid)| {
+            let key = match field {
+                "allowedHosts" => "policy.allowed_hosts",
+                "allowedServiceTypes" => "policy.allowed_service_types",
+                _ => "policy.audit_rules",
+            };
+            ConfigError::invalid(key, invalid)
+        })?,
     })
 }

@@ -51,6 +51,7 @@ pub struct Config {
     pub billing: BillingConfig,
     pub kube: KubeConfig,
     pub operator: OperatorConfig,
+    pub admission: AdmissionConfig,
 }
 
 /// `kubeop operator` (and `kubeop serve --operator`): the in-cluster controllers.
@@ -86,6 +87,37 @@ pub struct OperatorConfig {
     pub retry_min_ms: u64,
     pub retry_max_ms: u64,
 }
+
+/// `kubeop admission`: the admission webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// Where the webhook serves HTTPS: /validate, /mutate, /healthz, /readyz, /metrics.
+    pub addr: ListenAddr,
+    /// Certificate and key files (PEM, e.g. mounted from cert-manager), re-read when they change.
+    /// Both empty: the certificates are generated and kept in `tls_secret`.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The `kubernetes.io/tls` Secret in `namespace` holding the generated CA and certificate.
+    pub tls_secret: String,
+    /// The namespace of the webhook, its Service and Secret.
+    pub namespace: String,
+    /// The Service the API server calls (the certificate is issued for its DNS names).
+    pub service: String,
+    /// The webhook configurations (validating and mutating) that get the generated CA.
+    pub webhook_configuration: String,
+    /// What a review gets when the plugin fails: `deny` (with the reason) or `allow` (with a
+    /// warning).
+    pub failure_mode: String,
+    /// Read uploaded plugins from the manager's database (`db.url`), as the manager's replicas
+    /// do, so `PUT /v1/platform/plugins/admission` reaches the webhook. Off: `plugins.dir` only.
+    pub database: bool,
+    /// The largest AdmissionReview accepted, in bytes.
+    pub max_review_bytes: usize,
+}
+
+/// Admission failure modes.
+pub const ADMISSION_FAILURE_MODES: [&str; 2] = ["deny", "allow"];
 
 /// Pod Security Admission levels.
 pub const POD_SECURITY_LEVELS: [&str; 3] = ["restricted", "baseline", "privileged"];
@@ -236,6 +268,15 @@ pub struct PolicyConfig {
     pub egress_baseline: Vec<String>,
     pub quota_max_requests_cpu: String,
     pub quota_max_requests_memory: String,
+    /// Hosts apps, Ingresses and HTTPRoutes may serve (`shop.example.com`, `*.apps.example.com`).
+    #[serde(deserialize_with = "comma_list")]
+    pub allowed_hosts: Vec<String>,
+    /// Service types allowed besides ClusterIP (NodePort, LoadBalancer, ExternalName).
+    #[serde(deserialize_with = "comma_list")]
+    pub allowed_service_types: Vec<String>,
+    /// Admission rules whose denials are only warnings.
+    #[serde(deserialize_with = "comma_list")]
+    pub audit_rules: Vec<String>,
 }
 
 /// A list given as a TOML array or, from the environment, as comma-separated text.
@@ -369,6 +410,18 @@ impl Default for Config {
                 lease_grace_secs: 5,
                 retry_min_ms: 500,
                 retry_max_ms: 60_000,
+            },
+            admission: AdmissionConfig {
+                addr: ListenAddr::parse("127.0.0.1:8443").expect("a literal address"),
+                cert_file: PathBuf::new(),
+                key_file: PathBuf::new(),
+                tls_secret: "kubeop-admission-tls".into(),
+                namespace: "kubeop-system".into(),
+                service: "kubeop-admission".into(),
+                webhook_configuration: "kubeop-admission".into(),
+                failure_mode: "deny".into(),
+                database: false,
+                max_review_bytes: 8 * 1024 * 1024,
             },
             plugins: PluginsConfig {
                 dir: PathBuf::new(),
@@ -519,7 +572,8 @@ impl Config {
         if self.db.max_connections == 0 {
             return Err(ConfigError::invalid("db.max_connections", "must be at least 1"));
         }
-        self.operator.validate()
+        self.operator.validate()?;
+        self.admission.validate()
     }
 
     /// The database to open: the configured URL, or an SQLite file in the data directory.
@@ -652,6 +706,34 @@ impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
         ListenAddr::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl AdmissionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !ADMISSION_FAILURE_MODES.contains(&self.failure_mode.as_str()) {
+            return Err(ConfigError::invalid("admission.failure_mode", "must be deny or allow"));
+        }
+        if self.cert_file.as_os_str().is_empty() != self.key_file.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "admission.cert_file",
+                "admission.cert_file and admission.key_file are set together (or neither: generated)",
+            ));
+        }
+        for (key, value) in [
+            ("admission.tls_secret", &self.tls_secret),
+            ("admission.namespace", &self.namespace),
+            ("admission.service", &self.service),
+            ("admission.webhook_configuration", &self.webhook_configuration),
+        ] {
+            if value.is_empty() || value.len() > 253 {
+                return Err(ConfigError::invalid(key, "must be 1 to 253 characters"));
+            }
+        }
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&self.max_review_bytes) {
+            return Err(ConfigError::invalid("admission.max_review_bytes", "must be from 65536 to 67108864"));
+        }
+        Ok(())
     }
 }
 

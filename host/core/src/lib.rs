@@ -31,7 +31,10 @@ pub use image::ImageRef;
 pub use money::{Percent, Rate, Rates, parse_decimal};
 pub use name::{Name, Namespace};
 pub use page::{Cursor, Page};
-pub use policy::{Cidr, PlatformPolicy, QuotaMax, Registry};
+pub use policy::{
+    AdmissionPolicy, Cidr, HostPattern, MAX_ADMISSION_ENTRIES, PlatformPolicy, QuotaMax, Registry, RuleName,
+    ServiceType,
+};
 pub use quantity::Quantity;
 pub use usage::{
     BatchError, BucketOverflow, Hour, PointError, UsageBatch, UsagePoint, UsageWindow, parse_timestamp,

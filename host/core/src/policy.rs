@@ -1,17 +1,203 @@
 //! The platform policy: which registries images may come from, the egress every project may
-//! always reach, and ceilings for project quotas.
+//! always reach, ceilings for project quotas, and what the admission review allows besides
+//! (hosts, Service types, rules in audit mode).
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Invalid, Quantity, name::check_label};
+use super::{Hostname, Invalid, Quantity, name::check_label};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformPolicy {
     pub image_allowlist: Vec<Registry>,
     pub egress_baseline: Vec<Cidr>,
     pub quota_max: QuotaMax,
+    #[serde(default)]
+    pub admission: AdmissionPolicy,
+}
+
+/// What the admission review allows beyond the base policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionPolicy {
+    /// Hosts apps, Ingresses and HTTPRoutes may serve; empty allows any.
+    #[serde(default)]
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Service types allowed besides ClusterIP.
+    #[serde(default)]
+    pub allowed_service_types: Vec<ServiceType>,
+    /// Admission rules whose denials are only warnings.
+    #[serde(default)]
+    pub audit_rules: Vec<RuleName>,
+}
+
+/// The most entries each admission list may have: they are passed to every admission call.
+pub const MAX_ADMISSION_ENTRIES: usize = 256;
+
+impl AdmissionPolicy {
+    pub fn parse(
+        hosts: &[String],
+        service_types: &[String],
+        audit_rules: &[String],
+    ) -> Result<Self, (&'static str, Invalid)> {
+        fn each<T>(
+            field: &'static str,
+            raw: &[String],
+            parse: impl Fn(&str) -> Result<T, Invalid>,
+        ) -> Result<Vec<T>, (&'static str, Invalid)> {
+            if raw.len() > MAX_ADMISSION_ENTRIES {
+                return Err((
+                    field,
+                    Invalid(format!("{} entries; at most {MAX_ADMISSION_ENTRIES}", raw.len())),
+                ));
+            }
+            let mut parsed: Vec<T> = Vec::with_capacity(raw.len());
+            for (i, entry) in raw.iter().enumerate() {
+                parsed.push(parse(entry).map_err(|e| (field, Invalid(format!("entry {i}: {}", e.0))))?);
+            }
+            Ok(parsed)
+        }
+        Ok(Self {
+            allowed_hosts: each("allowedHosts", hosts, HostPattern::parse)?,
+            allowed_service_types: each("allowedServiceTypes", service_types, ServiceType::parse)?,
+            audit_rules: each("auditRules", audit_rules, RuleName::parse)?,
+        })
+    }
+
+    /// Each list as the text the API, the ConfigMap and the plugins carry.
+    pub fn allowed_host_texts(&self) -> Vec<String> {
+        self.allowed_hosts.iter().map(|h| h.as_str().to_owned()).collect()
+    }
+
+    pub fn allowed_service_type_texts(&self) -> Vec<String> {
+        self.allowed_service_types.iter().map(|t| t.as_str().to_owned()).collect()
+    }
+
+    pub fn audit_rule_texts(&self) -> Vec<String> {
+        self.audit_rules.iter().map(|r| r.as_str().to_owned()).collect()
+    }
+
+    /// Whether `host` may be served: it matches an allowed pattern, or none is set.
+    pub fn allows_host(&self, host: &Hostname) -> bool {
+        self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|pattern| pattern.matches(host))
+    }
+}
+
+/// An allowed host: an exact DNS name (`shop.example.com`) or a wildcard for exactly one more
+/// label (`*.apps.example.com`; the suffix has at least two labels, so `*.com` is refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostPattern(String);
+
+impl HostPattern {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let text = raw.trim();
+        match text.strip_prefix("*.") {
+            Some(suffix) => {
+                let suffix = Hostname::parse(suffix)?;
+                if !suffix.as_str().contains('.') {
+                    return Err(Invalid(format!(
+                        "`{raw}` covers a whole top-level domain; a wildcard needs at least two labels after `*.`"
+                    )));
+                }
+                Ok(Self(format!("*.{}", suffix.as_str())))
+            }
+            None if text.contains('*') => Err(Invalid(format!(
+                "`{raw}`: a wildcard is allowed only as the whole first label (`*.example.com`)"
+            ))),
+            None => Ok(Self(Hostname::parse(text)?.as_str().to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `shop.example.com` matches itself; `*.example.com` matches `a.example.com` only.
+    pub fn matches(&self, host: &Hostname) -> bool {
+        match self.0.strip_prefix("*.") {
+            Some(suffix) => host.as_str().split_once('.').is_some_and(|(_, rest)| rest == suffix),
+            None => host.as_str() == self.0,
+        }
+    }
+}
+
+impl TryFrom<String> for HostPattern {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw).map_err(|e| e.0)
+    }
+}
+
+impl From<HostPattern> for String {
+    fn from(pattern: HostPattern) -> String {
+        pattern.0
+    }
+}
+
+/// A Service type that needs the policy's permission: `NodePort`, `LoadBalancer` or
+/// `ExternalName` (ClusterIP is always allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceType {
+    NodePort,
+    LoadBalancer,
+    ExternalName,
+}
+
+impl ServiceType {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw.trim() {
+            "NodePort" => Ok(Self::NodePort),
+            "LoadBalancer" => Ok(Self::LoadBalancer),
+            "ExternalName" => Ok(Self::ExternalName),
+            "ClusterIP" => Err(Invalid(
+                "`ClusterIP` is always allowed; list only NodePort, LoadBalancer or ExternalName".into(),
+            )),
+            other => Err(Invalid(format!(
+                "`{other}` is not a Service type that needs allowing (NodePort, LoadBalancer, ExternalName)"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+            Self::ExternalName => "ExternalName",
+        }
+    }
+}
+
+/// The name of an admission rule (`host-collision`, `privileged`, …): a DNS-1123 label, since
+/// plugins other than the built-in name their own rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RuleName(String);
+
+impl RuleName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let text = raw.trim();
+        check_label(text).map_err(|why| Invalid(format!("rule `{raw}` {why}")))?;
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RuleName {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw).map_err(|e| e.0)
+    }
+}
+
+impl From<RuleName> for String {
+    fn from(rule: RuleName) -> String {
+        rule.0
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +343,47 @@ mod tests {
         for bad in ["10.0.0.0", "10.0.0.0/33", "fd00::/129", "ten/8", "10.0.0.0/-1", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn host_patterns() {
+        let host = |h| Hostname::parse(h).unwrap();
+        let exact = HostPattern::parse("Shop.Example.com").unwrap();
+        assert_eq!(exact.as_str(), "shop.example.com");
+        assert!(exact.matches(&host("shop.example.com")));
+        assert!(!exact.matches(&host("a.shop.example.com")));
+        let wildcard = HostPattern::parse("*.apps.example.com").unwrap();
+        assert!(wildcard.matches(&host("web.apps.example.com")));
+        assert!(!wildcard.matches(&host("a.web.apps.example.com")));
+        assert!(!wildcard.matches(&host("apps.example.com")));
+        assert!(!wildcard.matches(&host("evilapps.example.com")));
+        for bad in ["*.com", "a.*.example.com", "*", "**.example.com", "shop_1.example.com", ""] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
+        let policy = AdmissionPolicy { allowed_hosts: vec![wildcard], ..AdmissionPolicy::default() };
+        assert!(policy.allows_host(&host("x.apps.example.com")));
+        assert!(!policy.allows_host(&host("example.com")));
+        assert!(AdmissionPolicy::default().allows_host(&host("anything.test")));
+    }
+
+    #[test]
+    fn admission_lists_name_the_field_and_entry() {
+        let (field, why) =
+            AdmissionPolicy::parse(&[], &["NodePort".into(), "Magic".into()], &[]).unwrap_err();
+        assert_eq!(field, "allowedServiceTypes");
+        assert!(why.0.starts_with("entry 1:") && why.0.contains("Magic"), "{}", why.0);
+        assert!(AdmissionPolicy::parse(&[], &["ClusterIP".into()], &[]).is_err());
+        let (field, _) = AdmissionPolicy::parse(&[], &[], &["Host Collision".into()]).unwrap_err();
+        assert_eq!(field, "auditRules");
+        let many = vec!["a.example.com".to_owned(); MAX_ADMISSION_ENTRIES + 1];
+        assert_eq!(AdmissionPolicy::parse(&many, &[], &[]).unwrap_err().0, "allowedHosts");
+        let ok = AdmissionPolicy::parse(
+            &["*.apps.example.com".into()],
+            &["LoadBalancer".into()],
+            &["host-collision".into()],
+        )
+        .unwrap();
+        assert_eq!(ok.audit_rules[0].as_str(), "host-collision");
     }
 
     #[test]

@@ -27,6 +27,13 @@ pub struct PolicyDocument {
     pub egress_baseline: Vec<String>,
     #[serde(default)]
     pub quota_max: QuotaMaxDocument,
+    /// The admission review's part (issue 13): allowed hosts, Service types, rules in audit mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_service_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -84,6 +91,7 @@ mod tests {
             image_allowlist: vec!["docker.io".into()],
             egress_baseline: vec!["10.0.0.0/8".into()],
             quota_max: QuotaMaxDocument { requests_cpu: Some("4".into()), requests_memory: None },
+            ..PolicyDocument::default()
         };
         let json = serde_json::to_value(&document).unwrap();
         assert_eq!(

@@ -102,6 +102,9 @@ pub fn policy_config_map(policy: &PlatformPolicy) -> ConfigMap {
             requests_cpu: policy.quota_max.requests_cpu.as_ref().map(|q| q.as_str().to_owned()),
             requests_memory: policy.quota_max.requests_memory.as_ref().map(|q| q.as_str().to_owned()),
         },
+        allowed_hosts: policy.admission.allowed_host_texts(),
+        allowed_service_types: policy.admission.allowed_service_type_texts(),
+        audit_rules: policy.admission.audit_rule_texts(),
     };
     let json = serde_json::to_string(&document).expect("strings serialise");
     ConfigMap {

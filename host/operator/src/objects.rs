@@ -495,6 +495,7 @@ mod tests {
                 requests_cpu: cpu.map(Into::into),
                 requests_memory: memory.map(Into::into),
             },
+            ..PolicyDocument::default()
         }
     }
 

@@ -150,4 +150,29 @@ impl Store {
         self.delete_by_id("apps.delete", sql, id.as_str(), || not_found(id), &changes, &[outbox::MARK_APP])
             .await
     }
+
+    /// Every app's public host with its tenant, namespace and id (what the manager knows of the
+    /// hosts its clusters serve), for `POST /v1/admission/review`.
+    pub async fn served_hosts(&self) -> Result<Vec<ServedHost>, StoreError> {
+        self.timed("apps.hosts", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_as::<_, ServedHost>(
+                "SELECT a.host, p.tenant_id, p.namespace, a.id AS app_id FROM apps a \
+                 JOIN projects p ON p.id = a.project_id WHERE a.host IS NOT NULL ORDER BY a.host"
+            )
+            .fetch_all(pool)
+            .await)?)
+        })
+        .await
+    }
 }
+
+/// An app's public host.
+#[derive(Debug, Clone)]
+pub struct ServedHost {
+    pub host: String,
+    pub tenant_id: String,
+    pub namespace: String,
+    pub app_id: String,
+}
+
+kubeop_core::from_row!(ServedHost { host, tenant_id, namespace, app_id });

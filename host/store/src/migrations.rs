@@ -24,6 +24,7 @@ pub static SQLITE: LazyLock<Migrator> = LazyLock::new(|| {
         "0003_usage_and_rates.sql",
         "0004_clusters_and_kube_outbox.sql",
         "0005_cronjobs.sql",
+        "0006_admission.sql",
     ))
 });
 
@@ -34,6 +35,7 @@ pub static POSTGRES: LazyLock<Migrator> = LazyLock::new(|| {
         "0003_usage_and_rates.sql",
         "0004_clusters_and_kube_outbox.sql",
         "0005_cronjobs.sql",
+        "0006_admission.sql",
     ))
 });
 

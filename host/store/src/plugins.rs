@@ -1,4 +1,5 @@
-//! Plugins uploaded through the admin API, one per slot, shared by every replica.
+//! Plugins uploaded through the admin API, one per slot, shared by every replica; and candidate
+//! plugins, kept to be tried (`POST /v1/admission/review?plugin=`) before one is rolled out.
 
 use chrono::{DateTime, Utc};
 
@@ -86,4 +87,60 @@ impl Store {
         self.changed(&[Change::Plugins]).await;
         Ok(deleted)
     }
+
+    /// Keeps a candidate component (idempotent: its hash is its identity). A slot keeps its
+    /// [`MAX_CANDIDATES`] newest; older ones are dropped in the same transaction.
+    pub async fn put_plugin_candidate(
+        &self,
+        slot: &str,
+        sha256: &str,
+        component: &[u8],
+        uploaded_by: &str,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        self.timed("plugins.candidate_put", async {
+            on_pool!(self.write, |pool| {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO plugin_candidates (sha256, slot, component, uploaded_at, uploaded_by) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO UPDATE SET uploaded_at = excluded.uploaded_at, \
+                     uploaded_by = excluded.uploaded_by",
+                )
+                .bind(sha256)
+                .bind(slot)
+                .bind(component)
+                .bind(now)
+                .bind(uploaded_by)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM plugin_candidates WHERE slot = $1 AND sha256 NOT IN \
+                     (SELECT sha256 FROM plugin_candidates WHERE slot = $1 ORDER BY uploaded_at DESC, sha256 LIMIT $2)",
+                )
+                .bind(slot)
+                .bind(MAX_CANDIDATES)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await
+    }
+
+    /// A candidate's slot and bytes.
+    pub async fn plugin_candidate(&self, sha256: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.timed("plugins.candidate_get", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_as::<_, (String, Vec<u8>)>(
+                "SELECT slot, component FROM plugin_candidates WHERE sha256 = $1"
+            )
+            .bind(sha256)
+            .fetch_optional(pool)
+            .await)?)
+        })
+        .await
+    }
 }
+
+/// Candidates a slot keeps.
+pub const MAX_CANDIDATES: i64 = 16;

@@ -19,6 +19,7 @@ struct PolicyRow {
     egress_baseline: String,
     quota_max_requests_cpu: Option<String>,
     quota_max_requests_memory: Option<String>,
+    admission: String,
     updated_at: DateTime<Utc>,
     updated_by: String,
 }
@@ -28,6 +29,7 @@ kubeop_core::from_row!(PolicyRow {
     egress_baseline,
     quota_max_requests_cpu,
     quota_max_requests_memory,
+    admission,
     updated_at,
     updated_by
 });
@@ -61,6 +63,8 @@ impl PolicyRow {
                     requests_cpu: quantity(self.quota_max_requests_cpu, "quota_max_requests_cpu")?,
                     requests_memory: quantity(self.quota_max_requests_memory, "quota_max_requests_memory")?,
                 },
+                // Parsing validates every entry again (the types' `try_from`).
+                admission: serde_json::from_str(&self.admission).map_err(|_| corrupt("admission"))?,
             },
             updated_at: self.updated_at,
             updated_by: self.updated_by,
@@ -75,7 +79,7 @@ impl Store {
             let row = on_pool!(self.read, |pool| {
                 sqlx::query_as::<_, PolicyRow>(
                 "SELECT image_allowlist, egress_baseline, quota_max_requests_cpu, quota_max_requests_memory, \
-                 updated_at, updated_by FROM platform_policy WHERE id = 1"
+                 admission, updated_at, updated_by FROM platform_policy WHERE id = 1"
             )
             .fetch_optional(pool)
             .await
@@ -96,17 +100,18 @@ impl Store {
         let cidrs = serde_json::to_string(&cidrs).expect("strings serialise");
         let cpu = policy.quota_max.requests_cpu.as_ref().map(Quantity::as_str);
         let memory = policy.quota_max.requests_memory.as_ref().map(Quantity::as_str);
+        let admission = serde_json::to_string(&policy.admission).expect("the admission policy serialises");
         let now = Utc::now();
         self.timed("policy.put", async {
             on_pool!(self.write, |pool| {
                 let mut tx = pool.begin().await?;
                 sqlx::query(
                 "INSERT INTO platform_policy (id, image_allowlist, egress_baseline, quota_max_requests_cpu, \
-                 quota_max_requests_memory, updated_at, updated_by) VALUES (1, $1, $2, $3, $4, $5, $6) \
+                 quota_max_requests_memory, updated_at, updated_by, admission) VALUES (1, $1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (id) DO UPDATE SET image_allowlist = excluded.image_allowlist, \
                  egress_baseline = excluded.egress_baseline, quota_max_requests_cpu = excluded.quota_max_requests_cpu, \
                  quota_max_requests_memory = excluded.quota_max_requests_memory, updated_at = excluded.updated_at, \
-                 updated_by = excluded.updated_by"
+                 updated_by = excluded.updated_by, admission = excluded.admission"
             )
             .bind(&registries)
             .bind(&cidrs)
@@ -114,6 +119,7 @@ impl Store {
             .bind(memory)
             .bind(now)
             .bind(updated_by)
+            .bind(&admission)
             .execute(&mut *tx)
             .await?;
                 // Every cluster gets the new policy's ConfigMap, through the outbox.

@@ -94,6 +94,22 @@ pub(super) async fn check_image(
     }
 }
 
+/// A host outside the policy's `allowedHosts` is refused here, before the admission webhook
+/// would refuse the app's Ingress on the cluster.
+fn check_host(state: &AppState, host: &Hostname) -> Result<()> {
+    let policy = state.policy.effective();
+    let admission = &policy.policy.admission;
+    if admission.allows_host(host) {
+        return Ok(());
+    }
+    let allowed: Vec<&str> = admission.allowed_hosts.iter().map(|p| p.as_str()).collect();
+    Err(ApiError::BadRequest(format!(
+        "host: `{}` is not allowed by the platform policy (allowedHosts: {})",
+        host.as_str(),
+        allowed.join(", ")
+    )))
+}
+
 /// Create an app in a project (admin, the owning tenant, or a project-role token for it).
 #[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
     responses((status = 200, description = "The new app", body = App), ApiErrors, BodyErrors))]
@@ -108,6 +124,9 @@ async fn create_app(
     let host = body.host.as_deref().map(Hostname::parse).transpose()?;
     let project = state.store.get_project(&project_id).await?;
     auth::may_create_app(&caller, &project)?;
+    if let Some(host) = &host {
+        check_host(&state, host)?;
+    }
     check_image(&state, &image, &project.tenant_id, &project.id).await?;
     Ok(axum::Json(state.store.create_app(&project.id, &name, &image, host.as_ref()).await?))
 }
@@ -175,6 +194,9 @@ async fn update_app(
     };
     if changes.name.is_none() && changes.image.is_none() && changes.host.is_none() {
         return Err(ApiError::BadRequest("nothing to update: give Name, Image or Host".into()));
+    }
+    if let Some(host) = &changes.host {
+        check_host(&state, host)?;
     }
     if let Some(image) = &changes.image {
         let app = state.store.get_app(&id).await?;

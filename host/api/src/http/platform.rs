@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{ApiError, ApiErrors, BodyErrors, ErrorBody, Result, invalid_field};
 use super::extract::{Json, read_body};
 use crate::auth::{self, Caller};
-use kubeop_core::{PlatformPolicy, Quantity, QuotaMax};
+use kubeop_core::{AdmissionPolicy, PlatformPolicy, Quantity, QuotaMax};
 use kubeop_plugins::{InstallError, PluginStatus, SlotKind};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,6 +36,19 @@ struct PolicyBody {
     egress_baseline: Vec<String>,
     #[serde(default, deserialize_with = "super::extract::object")]
     quota_max: QuotaMaxBody,
+    /// Hosts apps, Ingresses and HTTPRoutes may serve: exact names or `*.suffix` for one more
+    /// label. Empty allows any.
+    #[serde(default)]
+    #[schema(example = json!(["*.apps.example.com"]))]
+    allowed_hosts: Vec<String>,
+    /// Service types the admission review allows besides ClusterIP.
+    #[serde(default)]
+    #[schema(example = json!(["LoadBalancer"]))]
+    allowed_service_types: Vec<String>,
+    /// Admission rules whose denials are only warnings (README, "Admission").
+    #[serde(default)]
+    #[schema(example = json!(["host-collision"]))]
+    audit_rules: Vec<String>,
     /// `database` once a policy was PUT, else `environment` (configuration). Ignored in a PUT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
@@ -72,6 +85,9 @@ impl PolicyBody {
                 requests_cpu: policy.quota_max.requests_cpu.as_ref().map(|q| q.as_str().to_owned()),
                 requests_memory: policy.quota_max.requests_memory.as_ref().map(|q| q.as_str().to_owned()),
             },
+            allowed_hosts: policy.admission.allowed_host_texts(),
+            allowed_service_types: policy.admission.allowed_service_type_texts(),
+            audit_rules: policy.admission.audit_rule_texts(),
             source: None,
             updated_at: None,
             updated_by: None,
@@ -92,6 +108,12 @@ impl PolicyBody {
                 requests_cpu: quantity("quotaMax.requestsCPU", &self.quota_max.requests_cpu)?,
                 requests_memory: quantity("quotaMax.requestsMemory", &self.quota_max.requests_memory)?,
             },
+            admission: AdmissionPolicy::parse(
+                &self.allowed_hosts,
+                &self.allowed_service_types,
+                &self.audit_rules,
+            )
+            .map_err(|(field, invalid)| invalid_field(field)(invalid))?,
         })
     }
 }
@@ -142,7 +164,7 @@ async fn list_plugins(
     Ok(axum::Json(state.plugins.status()))
 }
 
-fn slot(raw: &str) -> Result<SlotKind> {
+pub(super) fn slot(raw: &str) -> Result<SlotKind> {
     SlotKind::parse(raw).ok_or_else(|| {
         ApiError::NotFound(format!("no plugin slot `{raw}` (slots: image-policy, pricing, admission)"))
     })
@@ -152,7 +174,19 @@ fn slot(raw: &str) -> Result<SlotKind> {
 #[derive(utoipa::ToSchema)]
 #[schema(value_type = String, format = Binary)]
 #[allow(dead_code)]
-struct Component(Vec<u8>);
+pub(super) struct Component(Vec<u8>);
+
+/// A component's bytes from an upload body, at most `plugins.max_upload_bytes`.
+pub(super) async fn read_component(state: &AppState, body: Body) -> Result<axum::body::Bytes> {
+    let limit = state.limits.max_upload_bytes;
+    let bytes =
+        read_body(body, limit, || format!("the component is over {limit} bytes (plugins.max_upload_bytes)"))
+            .await?;
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest("the body must be the component's bytes".into()));
+    }
+    Ok(bytes)
+}
 
 /// Upload a component for a slot (admin). It is compiled, checked against the slot's world and
 /// self-checked before it replaces the active one, on this replica at once and on the others
@@ -177,13 +211,7 @@ async fn upload_plugin(
     // The caller and the slot are checked before a byte of the (large) body is read.
     auth::require_admin(&caller)?;
     let kind = slot(&raw)?;
-    let limit = state.limits.max_upload_bytes;
-    let bytes =
-        read_body(body, limit, || format!("the component is over {limit} bytes (plugins.max_upload_bytes)"))
-            .await?;
-    if bytes.is_empty() {
-        return Err(ApiError::BadRequest("the body must be the component's bytes".into()));
-    }
+    let bytes = read_component(&state, body).await?;
     match state.plugins.install(kind, bytes.to_vec(), caller.subject()).await {
         Ok(status) => Ok(axum::Json(status)),
         Err(InstallError::Refused(why)) => Err(ApiError::BadRequest(format!("plugin refused: {why}"))),

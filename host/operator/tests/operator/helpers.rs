@@ -287,6 +287,7 @@ pub fn policy(cpu: &str, memory: &str, egress: &[&str]) -> PolicyDocument {
         image_allowlist: vec!["docker.io".into()],
         egress_baseline: egress.iter().map(|c| (*c).to_owned()).collect(),
         quota_max: QuotaMaxDocument { requests_cpu: Some(cpu.into()), requests_memory: Some(memory.into()) },
+        ..PolicyDocument::default()
     }
 }
 
