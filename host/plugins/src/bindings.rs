@@ -1,4 +1,4 @@
-//! The one place `bindgen!` runs: host-side types for the three worlds in `wit/`. The shared
+//! The one place `bindgen!` runs: host-side types for the worlds in `wit/`. The shared
 //! `types` and `host` interfaces are generated once, with the image-policy world, and reused by
 //! the other two.
 
@@ -24,6 +24,17 @@ pub mod pricing {
 pub mod admission {
     wasmtime::component::bindgen!({
         world: "admission",
+        path: "../../wit",
+        with: {
+            "kubeop:plugin/types": super::image_policy::kubeop::plugin::types,
+            "kubeop:plugin/host": super::image_policy::kubeop::plugin::host,
+        },
+    });
+}
+
+pub mod platform_admission {
+    wasmtime::component::bindgen!({
+        world: "platform-admission",
         path: "../../wit",
         with: {
             "kubeop:plugin/types": super::image_policy::kubeop::plugin::types,

@@ -28,8 +28,11 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 pub use metrics::PluginMetrics;
-pub use requests::{ImageCheck, ImageVerdict, PricedLine, PricingRequest, UsageHour};
-pub use uploads::{BoxFuture, Upload, UploadStore, UploadStoreError};
+pub use requests::{
+    AdmissionCheck, AdmissionVerdict, HostClaim, ImageCheck, ImageVerdict, PricedLine, PricingRequest,
+    UsageHour,
+};
+pub use uploads::{BoxFuture, NoUploads, Upload, UploadStore, UploadStoreError};
 
 use kubeop_config::{ConfigError, PluginsConfig, SlotConfig};
 use runtime::{CallLimits, CallState, LogSink};
@@ -98,6 +101,8 @@ pub enum Source {
         uploaded_at: DateTime<Utc>,
         uploaded_by: String,
     },
+    /// A candidate being tried, never active in a slot.
+    Candidate,
 }
 
 impl Source {
@@ -106,6 +111,7 @@ impl Source {
             Source::Builtin => "builtin",
             Source::File { .. } => "file",
             Source::Uploaded { .. } => "uploaded",
+            Source::Candidate => "candidate",
         }
     }
 }
@@ -336,8 +342,17 @@ impl Plugins {
 
     /// Runs one call of `W`'s slot on a fresh instance.
     async fn call<W: World>(&self, request: W::Request) -> Result<W::Response, CallError> {
+        self.call_on::<W>(self.slot(W::KIND).active.load_full(), request).await
+    }
+
+    /// Runs one call of `loaded` (the slot's active component or a candidate) with the slot's
+    /// limits.
+    async fn call_on<W: World>(
+        &self,
+        loaded: Arc<Loaded>,
+        request: W::Request,
+    ) -> Result<W::Response, CallError> {
         let slot = self.slot(W::KIND);
-        let loaded = slot.active.load_full();
         let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         let (limits, max_output) = (slot.limits, self.inner.max_output);
         let started = Instant::now();
@@ -384,6 +399,26 @@ impl Plugins {
     pub async fn price(&self, request: PricingRequest) -> Result<Result<Vec<PricedLine>, String>, CallError> {
         let answer = self.call::<PricingWorld>(request.into()).await?;
         Ok(answer.map(|lines| lines.into_iter().map(PricedLine::from).collect()))
+    }
+
+    /// Asks the admission plugin, or `candidate` when given, to review an AdmissionReview.
+    pub async fn admit(
+        &self,
+        check: &AdmissionCheck,
+        candidate: Option<&Candidate>,
+    ) -> Result<AdmissionVerdict, CallError> {
+        let request = check.0.clone();
+        let response = match candidate {
+            Some(candidate) => self.call_on::<AdmissionWorld>(candidate.0.clone(), request).await?,
+            None => self.call::<AdmissionWorld>(request).await?,
+        };
+        Ok(response.into())
+    }
+
+    /// Compiles and checks a component for `kind` exactly as an upload is, without making it
+    /// live: a candidate to try before rolling it out.
+    pub async fn candidate(&self, kind: SlotKind, bytes: Vec<u8>) -> Result<Candidate, LoadError> {
+        Ok(Candidate(Arc::new(self.prepare_blocking(kind, bytes, Source::Candidate).await?)))
     }
 
     /// Checks an uploaded component and, when it passes, stores it and makes it live. A
@@ -479,7 +514,7 @@ fn status(slot: &Slot, loaded: &Loaded) -> PluginStatus {
     let (path, uploaded_by) = match &loaded.source {
         Source::File { path, .. } => (Some(path.display().to_string()), None),
         Source::Uploaded { uploaded_by, .. } => (None, Some(uploaded_by.clone())),
-        Source::Builtin => (None, None),
+        Source::Builtin | Source::Candidate => (None, None),
     };
     PluginStatus {
         slot: slot.kind.as_str(),
@@ -621,6 +656,11 @@ impl Standalone {
         invoke::<W>(&self.loaded, self.limits, self.max_output, request)
     }
 
+    /// The admission call on this thread (the component must be an admission plugin).
+    pub fn admit(&self, check: &AdmissionCheck) -> Result<AdmissionVerdict, CallError> {
+        Ok(self.call::<AdmissionWorld>(&check.0)?.into())
+    }
+
     /// The image-policy call on this thread (the component must be an image policy).
     pub fn check_image(&self, check: &ImageCheck) -> Result<ImageVerdict, CallError> {
         Ok(self.call::<ImagePolicyWorld>(&check.0)?.into())
@@ -643,6 +683,20 @@ impl Standalone {
             SlotKind::Pricing => one::<PricingWorld>(self, request),
             SlotKind::Admission => one::<AdmissionWorld>(self, request),
         }
+    }
+}
+
+/// A component checked for a slot but not live in it (see [`Plugins::candidate`]).
+#[derive(Clone)]
+pub struct Candidate(Arc<Loaded>);
+
+impl Candidate {
+    pub fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    pub fn kind(&self) -> SlotKind {
+        self.0.kind
     }
 }
 

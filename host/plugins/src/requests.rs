@@ -45,6 +45,79 @@ impl From<types::Decision> for ImageVerdict {
     }
 }
 
+/// An admission question: an AdmissionReview `request` (JSON, as the API server sent it) with
+/// the platform's context. Built once and asked any number of times.
+#[derive(Debug, Clone)]
+pub struct AdmissionCheck(pub(crate) types::AdmitRequest);
+
+/// An object that already serves a host (an Ingress or HTTPRoute), as the admission plugin
+/// sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostClaim {
+    pub host: String,
+    /// The tenant owning its namespace; `None` outside kubeop's namespaces.
+    pub tenant: Option<String>,
+    pub namespace: String,
+    /// `Ingress/<name>` or `HTTPRoute/<name>`.
+    pub object: String,
+}
+
+impl AdmissionCheck {
+    pub fn new(
+        review: String,
+        tenant: Option<&str>,
+        project: Option<&str>,
+        policy: &PlatformPolicy,
+        claims: Vec<HostClaim>,
+    ) -> Self {
+        let admission = &policy.admission;
+        Self(types::AdmitRequest {
+            review,
+            tenant_id: tenant.map(str::to_owned),
+            project_id: project.map(str::to_owned),
+            policy: policy.into(),
+            admission: types::AdmissionPolicy {
+                allowed_hosts: admission.allowed_host_texts(),
+                allowed_service_types: admission.allowed_service_type_texts(),
+                audit_rules: admission.audit_rule_texts(),
+            },
+            host_claims: claims
+                .into_iter()
+                .map(|claim| types::HostClaim {
+                    host: claim.host,
+                    tenant_id: claim.tenant,
+                    namespace: claim.namespace,
+                    object: claim.object,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The admission plugin's answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AdmissionVerdict {
+    pub allowed: bool,
+    /// Why not, when not allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub warnings: Vec<String>,
+    /// A JSON Patch (RFC 6902) for the object, as JSON text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+impl From<types::AdmissionResponse> for AdmissionVerdict {
+    fn from(response: types::AdmissionResponse) -> Self {
+        Self {
+            allowed: response.allowed,
+            message: response.message,
+            warnings: response.warnings,
+            patch: response.patch,
+        }
+    }
+}
+
 /// One tenant's usage during one hour, as the pricing plugin sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsageHour {

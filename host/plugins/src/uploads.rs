@@ -36,3 +36,29 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Removes a slot's upload; `false` when it had none.
     fn delete(&self, kind: SlotKind) -> BoxFuture<'_, Result<bool, UploadStoreError>>;
 }
+
+/// No uploads: for a process without the manager's database (`kubeop admission` with
+/// `admission.database = false`), whose slots follow `plugins.dir` and the built-ins.
+pub struct NoUploads;
+
+impl UploadStore for NoUploads {
+    fn uploads(&self) -> BoxFuture<'_, Result<Vec<Upload>, UploadStoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn component(&self, _kind: SlotKind) -> BoxFuture<'_, Result<Option<Vec<u8>>, UploadStoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn put<'a>(
+        &'a self,
+        _upload: &'a Upload,
+        _component: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), UploadStoreError>> {
+        Box::pin(async { Err("this process keeps no uploads (no database)".into()) })
+    }
+
+    fn delete(&self, _kind: SlotKind) -> BoxFuture<'_, Result<bool, UploadStoreError>> {
+        Box::pin(async { Ok(false) })
+    }
+}

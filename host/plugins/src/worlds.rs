@@ -7,10 +7,11 @@ use wasmtime::component::InstancePre;
 use super::SlotKind;
 use super::bindings::admission::AdmissionPre;
 use super::bindings::image_policy::ImagePolicyPre;
+use super::bindings::platform_admission::PlatformAdmissionPre;
 use super::bindings::pricing::PricingPre;
 use super::bindings::types::{
-    AdmissionRequest, AdmissionResponse, Decision, ImageReference, ImageRequest, InvoiceLine, PlatformPolicy,
-    PricingRequest, Rates, UsageHour,
+    AdmissionPolicy, AdmissionRequest, AdmissionResponse, AdmitRequest, Decision, HostClaim, ImageReference,
+    ImageRequest, InvoiceLine, PlatformPolicy, PricingRequest, Rates, UsageHour,
 };
 use super::runtime::CallState;
 
@@ -19,7 +20,10 @@ use super::runtime::CallState;
 pub enum Component {
     ImagePolicy(ImagePolicyPre<CallState>),
     Pricing(PricingPre<CallState>),
+    /// The first admission world (0.1.0): the review without the platform's context.
     Admission(AdmissionPre<CallState>),
+    /// The admission world with the platform's context (0.1.1), preferred when exported.
+    PlatformAdmission(PlatformAdmissionPre<CallState>),
 }
 
 impl Component {
@@ -28,7 +32,17 @@ impl Component {
         Ok(match kind {
             SlotKind::ImagePolicy => Component::ImagePolicy(ImagePolicyPre::new(pre)?),
             SlotKind::Pricing => Component::Pricing(PricingPre::new(pre)?),
-            SlotKind::Admission => Component::Admission(AdmissionPre::new(pre)?),
+            SlotKind::Admission => match PlatformAdmissionPre::new(pre.clone()) {
+                Ok(pre) => Component::PlatformAdmission(pre),
+                Err(platform) => match AdmissionPre::new(pre) {
+                    Ok(pre) => Component::Admission(pre),
+                    Err(_) => {
+                        return Err(platform.context(
+                            "it exports neither `admit` (world platform-admission) nor `review` (world admission)",
+                        ));
+                    }
+                },
+            },
         })
     }
 }
@@ -174,17 +188,31 @@ impl World for PricingWorld {
 }
 
 impl World for AdmissionWorld {
-    type Request = AdmissionRequest;
+    type Request = AdmitRequest;
     type Response = AdmissionResponse;
     const KIND: SlotKind = SlotKind::Admission;
 
     fn call(
         component: &Component,
         store: &mut Store<CallState>,
-        request: &AdmissionRequest,
+        request: &AdmitRequest,
     ) -> wasmtime::Result<AdmissionResponse> {
-        let Component::Admission(pre) = component else { return Err(wrong_world(Self::KIND)) };
-        pre.instantiate(&mut *store)?.call_review(&mut *store, request)
+        match component {
+            Component::PlatformAdmission(pre) => {
+                pre.instantiate(&mut *store)?.call_admit(&mut *store, request)
+            }
+            // A 0.1.0 component sees what that world has: no admission policy, no host claims.
+            Component::Admission(pre) => {
+                let request = AdmissionRequest {
+                    review: request.review.clone(),
+                    tenant_id: request.tenant_id.clone(),
+                    project_id: request.project_id.clone(),
+                    policy: request.policy.clone(),
+                };
+                pre.instantiate(&mut *store)?.call_review(&mut *store, &request)
+            }
+            _ => Err(wrong_world(Self::KIND)),
+        }
     }
 
     fn output_bytes(response: &AdmissionResponse) -> usize {
@@ -193,7 +221,7 @@ impl World for AdmissionWorld {
             + response.patch.as_ref().map_or(0, String::len)
     }
 
-    fn sample() -> AdmissionRequest {
+    fn sample() -> AdmitRequest {
         let review = serde_json::json!({
             "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
             "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -208,11 +236,17 @@ impl World for AdmissionWorld {
                 "spec": {"containers": [{"name": "web", "image": "docker.io/library/nginx:1.25"}]}
             }
         });
-        AdmissionRequest {
+        AdmitRequest {
             review: review.to_string(),
             tenant_id: Some("t_01jd5x7k3q9m2n4p6r8s0t1v2w".into()),
             project_id: Some("p_01jd5x7k3q9m2n4p6r8s0t1v2w".into()),
             policy: ImagePolicyWorld::sample().policy,
+            admission: AdmissionPolicy {
+                allowed_hosts: vec!["*.apps.example.com".into()],
+                allowed_service_types: vec![],
+                audit_rules: vec![],
+            },
+            host_claims: Vec::<HostClaim>::new(),
         }
     }
 }

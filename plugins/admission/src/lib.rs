@@ -1,34 +1,67 @@
-//! kubeop's built-in admission review (the `admission` slot's default).
+//! kubeop's built-in admission review (the admission slot's default, world
+//! `platform-admission`).
 //!
-//! For workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) being created
-//! or updated, it denies:
+//! It reviews what is created or updated in the cluster and answers with findings, each shown
+//! as `[<rule>] <path>: <reason>`, the path a field of the object
+//! (`spec.template.spec.containers[1].image`). The rules, by id:
 //!
-//! - containers, init containers and ephemeral containers whose image comes from a registry
-//!   outside the platform's image allowlist (when the allowlist is not empty);
-//! - privileged containers (`securityContext.privileged: true`);
-//! - pods sharing the node's network, PID or IPC namespace (`hostNetwork`, `hostPID`,
-//!   `hostIPC`);
-//! - `hostPath` volumes.
+//! | rule                   | reviews                                                          |
+//! |------------------------|------------------------------------------------------------------|
+//! | `image-registry`       | images of Pods and workload pod templates come from the image allowlist |
+//! | `image-tag`            | (warning only) images tagged `latest`, or neither tagged nor pinned |
+//! | `privileged`           | no privileged container                                           |
+//! | `privilege-escalation` | no container with `allowPrivilegeEscalation: true`                |
+//! | `host-namespaces`      | no `hostNetwork`, `hostPID` or `hostIPC`                          |
+//! | `host-path`            | no `hostPath` volume                                              |
+//! | `egress-baseline`      | NetworkPolicy `ipBlock` egress stays inside the egress baseline   |
+//! | `quota-max`            | ResourceQuotas cap CPU and memory requests, within the maximums   |
+//! | `app-namespace`        | an App lives in its project's namespace and names that project    |
+//! | `project-tenant`       | a Project names its tenant                                        |
+//! | `allowed-hosts`        | Ingress and HTTPRoute hosts are among the allowed hosts           |
+//! | `host-collision`       | no host another tenant or the platform already serves            |
+//! | `service-type`         | NodePort, LoadBalancer and ExternalName Services only if allowed  |
 //!
-//! Images tagged `latest`, or with neither a tag nor a digest, get a warning. Everything else,
-//! including objects it cannot make sense of, is allowed: Kubernetes' own validation rejects
-//! malformed objects. Only a `review` that is not JSON at all is denied. It never patches.
+//! Denials are joined with `; ` into the message. A rule named in `admission.audit-rules` warns
+//! (`audit: [<rule>] …`) instead of denying.
+//!
+//! DELETE, CONNECT and subresources other than `ephemeralcontainers` are not reviewed, nor are
+//! other kinds. Objects of an unexpected shape are allowed: Kubernetes' own validation refuses
+//! them. Only a review that is not JSON is denied outright.
+//!
+//! Every object created or updated (not through a subresource) is patched to carry the label
+//! `app.kubeop.io/managed-by: kubeop`, denied or not: the host decides what to use.
+//!
+//! Everything is a pure function of the request, so the unit tests run natively.
 
-use registry_match::{docker_hub, same_registry};
+mod cidr;
+mod finding;
+mod hosts;
+mod image;
+mod network_policy;
+mod paas;
+mod patch;
+mod pod;
+mod quantity;
+mod resource_quota;
+mod review;
+mod routes;
+mod service;
 
 wit_bindgen::generate!({
-    world: "admission",
+    world: "platform-admission",
     path: "../../wit",
 });
 
+use finding::{FieldPath, Finding, Findings};
 use kubeop::plugin::host::{Level, log};
+use review::{Kind, Review};
 use serde_json::Value;
 
 struct Admission;
 
 impl Guest for Admission {
-    fn review(request: AdmissionRequest) -> AdmissionResponse {
-        let response = review(&request.review, &request.policy.image_allowlist);
+    fn admit(request: AdmitRequest) -> AdmissionResponse {
+        let response = admit(&request);
         if let Some(message) = response.message.as_deref().filter(|_| !response.allowed) {
             log(Level::Debug, &format!("denied: {message}"));
         }
@@ -38,9 +71,9 @@ impl Guest for Admission {
 
 export!(Admission);
 
-fn review(review: &str, allowlist: &[String]) -> AdmissionResponse {
-    let request: Value = match serde_json::from_str(review) {
-        Ok(request) => request,
+fn admit(request: &AdmitRequest) -> AdmissionResponse {
+    let review: Value = match serde_json::from_str(&request.review) {
+        Ok(review) => review,
         Err(err) => {
             return AdmissionResponse {
                 allowed: false,
@@ -50,302 +83,334 @@ fn review(review: &str, allowlist: &[String]) -> AdmissionResponse {
             };
         }
     };
+    let Some(review) = Review::read(&review) else {
+        return respond(vec![], &[], None);
+    };
+    let findings = review.kind.map(|kind| check(kind, review.object, request)).unwrap_or_default();
+    let patch = if review.through_subresource { None } else { patch::managed_by(review.object) };
+    respond(findings.into_vec(), &request.admission.audit_rules, patch)
+}
+
+/// Runs the rules for the object's kind.
+fn check(kind: Kind, object: &Value, request: &AdmitRequest) -> Findings {
     let mut findings = Findings::default();
-    if let Some(spec) = pod_spec(&request) {
-        check_pod_spec(spec, allowlist, &mut findings);
+    let (policy, admission) = (&request.policy, &request.admission);
+    match kind {
+        Kind::Pod | Kind::Workload | Kind::CronJob => {
+            let fields = kind.pod_spec_fields().unwrap_or_default();
+            let spec = fields.iter().try_fold(object, |value, field| value.get(field));
+            if let Some(spec) = spec.filter(|spec| spec.is_object()) {
+                pod::check(spec, &FieldPath::root().fields(fields), &policy.image_allowlist, &mut findings);
+            }
+        }
+        Kind::NetworkPolicy => network_policy::check_egress(object, &policy.egress_baseline, &mut findings),
+        Kind::ResourceQuota => resource_quota::check_maximums(
+            object,
+            policy.quota_max_requests_cpu.as_deref(),
+            policy.quota_max_requests_memory.as_deref(),
+            &mut findings,
+        ),
+        Kind::Service => service::check_type(object, &admission.allowed_service_types, &mut findings),
+        Kind::Ingress | Kind::HttpRoute => {
+            let served = if kind == Kind::Ingress {
+                routes::ingress_hosts(object)
+            } else {
+                routes::http_route_hosts(object)
+            };
+            routes::check_allowed_hosts(&served, &admission.allowed_hosts, &mut findings);
+            routes::check_collisions(
+                &served,
+                &request.host_claims,
+                request.tenant_id.as_deref(),
+                &mut findings,
+            );
+        }
+        Kind::App => paas::check_app(
+            object,
+            request.tenant_id.as_deref(),
+            request.project_id.as_deref(),
+            &mut findings,
+        ),
+        Kind::Project => paas::check_project(object, &mut findings),
     }
-    let allowed = findings.denials.is_empty();
-    AdmissionResponse {
-        allowed,
-        message: (!allowed).then(|| findings.denials.join("; ")),
-        warnings: findings.warnings,
-        patch: None,
-    }
+    findings
 }
 
-#[derive(Default)]
-struct Findings {
-    denials: Vec<String>,
-    warnings: Vec<String>,
-}
-
-/// The pod spec of a workload being created or updated, `None` for anything else.
-fn pod_spec(request: &Value) -> Option<&Value> {
-    // DELETE and CONNECT carry no new object to review.
-    let operation = request.get("operation").and_then(Value::as_str).unwrap_or("");
-    if operation.eq_ignore_ascii_case("DELETE") || operation.eq_ignore_ascii_case("CONNECT") {
-        return None;
-    }
-    // Subresources (status, scale, …) do not change the pod spec, except ephemeral containers,
-    // which are added through one.
-    match request.get("subResource").and_then(Value::as_str) {
-        None | Some("") | Some("ephemeralcontainers") => {}
-        Some(_) => return None,
-    }
-    let object = request.get("object").filter(|o| o.is_object())?;
-    // `kind` is the GroupVersionKind of the request; fall back on the object's own `kind`.
-    let (group, kind) = match request.get("kind") {
-        Some(gvk @ Value::Object(_)) => {
-            (gvk.get("group").and_then(Value::as_str), gvk.get("kind").and_then(Value::as_str)?)
-        }
-        _ => {
-            let api_version = object.get("apiVersion").and_then(Value::as_str);
-            let group = api_version.map(|v| v.rsplit_once('/').map_or("", |(group, _)| group));
-            (group, object.get("kind").and_then(Value::as_str)?)
-        }
-    };
-    let (expected_group, path): (&[&str], &[&str]) = match kind {
-        "Pod" => (&[""], &["spec"]),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => {
-            (&["apps", "extensions"], &["spec", "template", "spec"])
-        }
-        "Job" => (&["batch"], &["spec", "template", "spec"]),
-        "CronJob" => (&["batch"], &["spec", "jobTemplate", "spec", "template", "spec"]),
-        _ => return None,
-    };
-    // A custom resource that happens to be called `Job` is not a Job.
-    if group.is_some_and(|group| !expected_group.contains(&group)) {
-        return None;
-    }
-    path.iter().try_fold(object, |value, key| value.get(key)).filter(|spec| spec.is_object())
-}
-
-fn check_pod_spec(spec: &Value, allowlist: &[String], findings: &mut Findings) {
-    for (field, what) in [
-        ("initContainers", "init container"),
-        ("containers", "container"),
-        ("ephemeralContainers", "ephemeral container"),
-    ] {
-        let Some(containers) = spec.get(field).and_then(Value::as_array) else { continue };
-        for container in containers {
-            check_container(container, what, allowlist, findings);
+/// Denials make the message; warnings, and denials of audited rules, the warnings.
+fn respond(findings: Vec<Finding>, audit_rules: &[String], patch: Option<String>) -> AdmissionResponse {
+    let audited = |finding: &Finding| audit_rules.iter().any(|rule| rule.trim() == finding.rule.id());
+    let mut denials = Vec::new();
+    let mut warnings = Vec::new();
+    for finding in findings {
+        if finding.rule.warns_only() {
+            warnings.push(finding.to_string());
+        } else if audited(&finding) {
+            warnings.push(format!("audit: {finding}"));
+        } else {
+            denials.push(finding.to_string());
         }
     }
-    for field in ["hostNetwork", "hostPID", "hostIPC"] {
-        if spec.get(field).and_then(Value::as_bool) == Some(true) {
-            findings.denials.push(format!("{field} is not allowed"));
-        }
-    }
-    if let Some(volumes) = spec.get("volumes").and_then(Value::as_array) {
-        for volume in volumes.iter().filter(|volume| volume.get("hostPath").is_some_and(|h| !h.is_null())) {
-            let name = volume.get("name").and_then(Value::as_str).unwrap_or("");
-            findings.denials.push(format!("volume \"{name}\" is a hostPath volume, which is not allowed"));
-        }
-    }
-}
-
-fn check_container(container: &Value, what: &str, allowlist: &[String], findings: &mut Findings) {
-    let name = container.get("name").and_then(Value::as_str).unwrap_or("");
-    if let Some(image) = container.get("image").and_then(Value::as_str).filter(|i| !i.is_empty()) {
-        let image = Image::parse(image);
-        if !allowlist.is_empty() && !allowlist.iter().any(|entry| same_registry(image.registry, entry)) {
-            findings.denials.push(format!(
-                "{what} \"{name}\": registry {} of image {} is not in the image allowlist ({})",
-                image.registry,
-                image.text,
-                allowlist.join(", ")
-            ));
-        }
-        match (image.tag, image.digest) {
-            (Some("latest"), _) => findings.warnings.push(format!(
-                "{what} \"{name}\": image {} uses the tag latest; pin a version tag or a digest",
-                image.text
-            )),
-            (None, None) => findings.warnings.push(format!(
-                "{what} \"{name}\": image {} has neither a tag nor a digest, so it pulls latest; pin a version tag or a digest",
-                image.text
-            )),
-            _ => {}
-        }
-    }
-    let privileged = container.get("securityContext").and_then(|sc| sc.get("privileged"));
-    if privileged.and_then(Value::as_bool) == Some(true) {
-        findings.denials.push(format!("{what} \"{name}\" is privileged, which is not allowed"));
-    }
-}
-
-/// An image reference as far as this policy cares, split the way Docker does.
-#[derive(Debug, PartialEq)]
-struct Image<'a> {
-    text: &'a str,
-    registry: &'a str,
-    tag: Option<&'a str>,
-    digest: Option<&'a str>,
-}
-
-impl<'a> Image<'a> {
-    fn parse(text: &'a str) -> Self {
-        let text = text.trim();
-        let (name, digest) = match text.split_once('@') {
-            Some((name, digest)) => (name, Some(digest)),
-            None => (text, None),
-        };
-        // The first path component is a registry when it looks like a host: it has a `.` or a
-        // `:` (a port), or is `localhost`. Otherwise the image is on Docker Hub.
-        let (registry, path) = match name.split_once('/') {
-            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
-            _ => ("docker.io", name),
-        };
-        let registry = docker_hub(registry);
-        // The tag follows the last `:` of the last path component (a registry's port is in the
-        // first component, which `path` no longer has).
-        let last = path.rsplit('/').next().unwrap_or(path);
-        let tag = last.rsplit_once(':').map(|(_, tag)| tag);
-        Image { text, registry, tag, digest }
-    }
+    let allowed = denials.is_empty();
+    AdmissionResponse { allowed, message: (!allowed).then(|| denials.join("; ")), warnings, patch }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubeop::plugin::types::{AdmissionPolicy, HostClaim, PlatformPolicy};
     use serde_json::json;
 
-    fn allow(entries: &[&str]) -> Vec<String> {
-        entries.iter().map(|e| e.to_string()).collect()
+    const MANAGED_PATCH: &str =
+        r#"[{"op":"add","path":"/metadata/labels","value":{"app.kubeop.io/managed-by":"kubeop"}}]"#;
+
+    fn admit_request(review: &str) -> AdmitRequest {
+        AdmitRequest {
+            review: review.into(),
+            tenant_id: Some("t_01".into()),
+            project_id: Some("p_01".into()),
+            policy: PlatformPolicy {
+                image_allowlist: vec!["docker.io".into(), "ghcr.io".into()],
+                egress_baseline: vec!["10.0.0.0/8".into()],
+                quota_max_requests_cpu: Some("4".into()),
+                quota_max_requests_memory: Some("8Gi".into()),
+            },
+            admission: AdmissionPolicy {
+                allowed_hosts: vec![],
+                allowed_service_types: vec![],
+                audit_rules: vec![],
+            },
+            host_claims: vec![],
+        }
     }
 
-    fn request(kind: (&str, &str), operation: &str, object: Value) -> String {
+    /// An AdmissionReview `request` as the API server sends it.
+    fn review(group: &str, kind: &str, operation: &str, object: Value) -> String {
         json!({
             "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": kind.0, "version": "v1", "kind": kind.1},
-            "namespace": "t-acme-web",
+            "kind": {"group": group, "version": "v1", "kind": kind},
+            "resource": {"group": group, "version": "v1", "resource": format!("{}s", kind.to_lowercase())},
+            "namespace": "kubeop-acme-web",
+            "name": "web",
             "operation": operation,
-            "userInfo": {"username": "alice"},
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
             "object": object,
             "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
         })
         .to_string()
     }
 
-    fn pod(spec: Value) -> String {
-        request(("", "Pod"), "CREATE", json!({"apiVersion": "v1", "kind": "Pod", "spec": spec}))
+    fn deployment(pod_spec: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "kubeop-acme-web"},
+               "spec": {"template": {"spec": pod_spec}}})
     }
 
     #[test]
-    fn image_parsing_follows_docker() {
-        let parse = |s| {
-            let i = Image::parse(s);
-            (i.registry, i.tag, i.digest)
-        };
-        assert_eq!(parse("nginx"), ("docker.io", None, None));
-        assert_eq!(parse("nginx:1.27"), ("docker.io", Some("1.27"), None));
-        assert_eq!(parse("acme/api:v2"), ("docker.io", Some("v2"), None));
-        assert_eq!(parse("ghcr.io/acme/api"), ("ghcr.io", None, None));
-        assert_eq!(parse("localhost/api:1"), ("localhost", Some("1"), None));
-        assert_eq!(parse("localhost:5000/api"), ("localhost:5000", None, None));
-        assert_eq!(parse("registry:5000/api:3"), ("registry:5000", Some("3"), None));
-        assert_eq!(parse("index.docker.io/library/nginx:latest"), ("docker.io", Some("latest"), None));
-        assert_eq!(parse("ghcr.io/a/b@sha256:abc"), ("ghcr.io", None, Some("sha256:abc")));
-        assert_eq!(parse("ghcr.io/a/b:1@sha256:abc"), ("ghcr.io", Some("1"), Some("sha256:abc")));
-    }
-
-    #[test]
-    fn a_clean_pod_is_allowed_without_warnings() {
-        let response = review(&pod(json!({"containers": [{"name": "web", "image": "nginx:1.27"}]})), &[]);
+    fn a_clean_workload_is_allowed_and_labelled() {
+        let object = deployment(json!({"containers": [{"name": "web", "image": "ghcr.io/acme/web:1.2"}]}));
+        let response = admit(&admit_request(&review("apps", "Deployment", "CREATE", object)));
         assert!(response.allowed);
         assert_eq!(response.message, None);
-        assert!(response.warnings.is_empty());
+        assert!(response.warnings.is_empty(), "{:?}", response.warnings);
+        assert_eq!(response.patch.as_deref(), Some(MANAGED_PATCH));
+    }
+
+    #[test]
+    fn every_denial_is_in_the_message_and_the_patch_comes_anyway() {
+        let object = deployment(json!({
+            "hostNetwork": true,
+            "containers": [{"name": "web", "image": "nginx:1"}, {"name": "side", "image": "evil.io/x:1"}],
+        }));
+        let response = admit(&admit_request(&review("apps", "Deployment", "UPDATE", object)));
+        assert!(!response.allowed);
+        assert_eq!(
+            response.message.as_deref(),
+            Some(
+                "[image-registry] spec.template.spec.containers[1].image: registry evil.io of image evil.io/x:1 is not in the image allowlist (docker.io, ghcr.io); \
+                 [host-namespaces] spec.template.spec.hostNetwork: sharing the node's network namespace is not allowed"
+            )
+        );
+        assert_eq!(response.patch.as_deref(), Some(MANAGED_PATCH));
+    }
+
+    #[test]
+    fn cron_jobs_are_reviewed_at_their_job_template() {
+        let object = json!({"metadata": {"name": "nightly"}, "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [{"name": "run", "image": "nginx:1", "securityContext": {"privileged": true}}],
+        }}}}}});
+        let response = admit(&admit_request(&review("batch", "CronJob", "CREATE", object)));
+        assert_eq!(
+            response.message.as_deref(),
+            Some(
+                "[privileged] spec.jobTemplate.spec.template.spec.containers[0].securityContext.privileged: privileged containers are not allowed"
+            )
+        );
+    }
+
+    #[test]
+    fn audited_rules_warn_instead_of_denying() {
+        let object = json!({"metadata": {"name": "web"}, "spec": {
+            "hostPID": true,
+            "containers": [{"name": "web", "image": "evil.io/x:latest"}],
+        }});
+        let mut request = admit_request(&review("", "Pod", "CREATE", object));
+        request.admission.audit_rules = vec!["image-registry".into(), "host-namespaces".into()];
+        let response = admit(&request);
+        assert!(response.allowed, "{:?}", response.message);
+        assert_eq!(
+            response.warnings,
+            [
+                "audit: [image-registry] spec.containers[0].image: registry evil.io of image evil.io/x:latest is not in the image allowlist (docker.io, ghcr.io)",
+                "[image-tag] spec.containers[0].image: image evil.io/x:latest uses the tag latest; pin a version tag or a digest",
+                "audit: [host-namespaces] spec.hostPID: sharing the node's process ID namespace is not allowed",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_audited_rule_does_not_excuse_the_others() {
+        let object = json!({"spec": {"type": "LoadBalancer"}, "metadata": {"name": "web"}});
+        let mut request = admit_request(&review("", "Service", "CREATE", object));
+        request.admission.audit_rules = vec!["host-path".into()];
+        let response = admit(&request);
+        assert!(!response.allowed);
+        assert!(response.message.unwrap().starts_with("[service-type] spec.type: "));
+    }
+
+    #[test]
+    fn each_kind_reaches_its_rules() {
+        let denied = |group: &str, kind: &str, object: Value| {
+            let response = admit(&admit_request(&review(group, kind, "CREATE", object)));
+            assert!(!response.allowed, "{kind} allowed");
+            response.message.unwrap()
+        };
+        let policy = json!({"spec": {"egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}});
+        assert!(denied("networking.k8s.io", "NetworkPolicy", policy).starts_with("[egress-baseline] "));
+        let quota = json!({"spec": {"hard": {"requests.cpu": "5", "requests.memory": "1Gi"}}});
+        assert!(
+            denied("", "ResourceQuota", quota).starts_with("[quota-max] spec.hard[requests.cpu]: 5 is above")
+        );
+        let app = json!({"spec": {"projectRef": "p-02"}});
+        assert!(
+            denied("paas.kubeop.io", "App", app)
+                .starts_with("[app-namespace] spec.projectRef: must be p-01,")
+        );
+        assert!(denied("paas.kubeop.io", "Project", json!({"spec": {}})).starts_with("[project-tenant] "));
+        let service = json!({"spec": {"type": "NodePort"}});
+        assert!(denied("", "Service", service).starts_with("[service-type] "));
+    }
+
+    #[test]
+    fn routes_are_checked_against_allowed_hosts_and_claims() {
+        let route =
+            json!({"metadata": {"name": "shop"}, "spec": {"hostnames": ["shop.example.com", "evil.io"]}});
+        let mut request = admit_request(&review("gateway.networking.k8s.io", "HTTPRoute", "CREATE", route));
+        request.admission.allowed_hosts = vec!["*.example.com".into()];
+        request.host_claims = vec![HostClaim {
+            host: "shop.example.com".into(),
+            tenant_id: Some("t_02".into()),
+            namespace: "kubeop-other-shop".into(),
+            object: "HTTPRoute/shop".into(),
+        }];
+        let response = admit(&request);
+        assert_eq!(
+            response.message.as_deref(),
+            Some(
+                "[allowed-hosts] spec.hostnames[1]: host evil.io is not in the allowed hosts (*.example.com); \
+                 [host-collision] spec.hostnames[0]: shop.example.com is already served by another tenant"
+            )
+        );
+        let ingress = json!({"spec": {"rules": [{"host": "shop.example.com"}]}});
+        let mut request = admit_request(&review("networking.k8s.io", "Ingress", "CREATE", ingress));
+        request.host_claims = vec![HostClaim {
+            host: "*.example.com".into(),
+            tenant_id: None,
+            namespace: "ingress-system".into(),
+            object: "Ingress/platform".into(),
+        }];
+        assert_eq!(
+            admit(&request).message.as_deref(),
+            Some("[host-collision] spec.rules[0].host: shop.example.com is already served by the platform")
+        );
+    }
+
+    #[test]
+    fn kinds_without_rules_are_allowed_and_labelled() {
+        let object = json!({"metadata": {"name": "web", "labels": {"app": "web"}}, "data": {}});
+        let response = admit(&admit_request(&review("", "ConfigMap", "CREATE", object)));
+        assert!(response.allowed);
+        assert_eq!(
+            response.patch.as_deref(),
+            Some(r#"[{"op":"add","path":"/metadata/labels/app.kubeop.io~1managed-by","value":"kubeop"}]"#)
+        );
+        let job = json!({"spec": {"template": {"spec": {"hostNetwork": true}}}});
+        assert!(admit(&admit_request(&review("example.com", "Job", "CREATE", job))).allowed);
+    }
+
+    #[test]
+    fn deletes_connects_and_subresources_are_allowed_unpatched() {
+        let bad = json!({"metadata": {"name": "web"}, "spec": {"hostNetwork": true}});
+        for operation in ["DELETE", "CONNECT"] {
+            let response = admit(&admit_request(&review("", "Pod", operation, bad.clone())));
+            assert!(response.allowed && response.patch.is_none(), "{operation}");
+        }
+        for subresource in ["status", "scale"] {
+            let mut status: Value = serde_json::from_str(&review("", "Pod", "UPDATE", bad.clone())).unwrap();
+            status["subResource"] = json!(subresource);
+            let response = admit(&admit_request(&status.to_string()));
+            assert!(response.allowed && response.patch.is_none(), "{subresource}");
+        }
+    }
+
+    #[test]
+    fn ephemeral_containers_are_reviewed_but_not_patched() {
+        let pod = json!({"metadata": {"name": "web"}, "spec": {
+            "containers": [{"name": "web", "image": "nginx:1"}],
+            "ephemeralContainers": [{"name": "debug", "image": "evil.io/debug:1"}],
+        }});
+        let mut request: Value = serde_json::from_str(&review("", "Pod", "UPDATE", pod)).unwrap();
+        request["subResource"] = json!("ephemeralcontainers");
+        let response = admit(&admit_request(&request.to_string()));
+        assert!(!response.allowed);
+        assert!(
+            response.message.unwrap().starts_with("[image-registry] spec.ephemeralContainers[0].image: ")
+        );
         assert_eq!(response.patch, None);
     }
 
     #[test]
-    fn registries_outside_the_allowlist_are_denied_in_every_container_list() {
-        let spec = json!({
-            "initContainers": [{"name": "init", "image": "evil.io/x:1"}],
-            "containers": [{"name": "web", "image": "nginx:1"}, {"name": "side", "image": "ghcr.io/a/b:1"}],
-            "ephemeralContainers": [{"name": "debug", "image": "localhost:5000/dbg:1"}],
-        });
-        let response = review(&pod(spec), &allow(&["docker.io", "ghcr.io"]));
-        assert!(!response.allowed);
-        let message = response.message.unwrap();
-        assert!(message.contains("init container \"init\": registry evil.io"), "{message}");
-        assert!(message.contains("ephemeral container \"debug\": registry localhost:5000"), "{message}");
-        assert!(message.contains("(docker.io, ghcr.io)"), "{message}");
-        assert!(!message.contains("\"web\"") && !message.contains("\"side\""), "{message}");
+    fn dry_runs_are_decided_like_the_rest() {
+        let object = json!({"spec": {"type": "LoadBalancer"}});
+        let mut request: Value = serde_json::from_str(&review("", "Service", "CREATE", object)).unwrap();
+        let wet = admit(&admit_request(&request.to_string()));
+        request["dryRun"] = json!(true);
+        let dry = admit(&admit_request(&request.to_string()));
+        assert_eq!((dry.allowed, dry.message, dry.patch), (wet.allowed, wet.message, wet.patch));
     }
 
     #[test]
-    fn privileged_and_host_namespaces_and_host_path_are_denied() {
-        let spec = json!({
-            "hostNetwork": true, "hostPID": true, "hostIPC": false,
-            "containers": [{"name": "web", "image": "nginx:1", "securityContext": {"privileged": true}}],
-            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "root", "hostPath": {"path": "/"}}],
-        });
-        let response = review(&pod(spec), &[]);
-        assert!(!response.allowed);
-        let message = response.message.unwrap();
-        assert!(message.contains("container \"web\" is privileged"), "{message}");
-        assert!(message.contains("hostNetwork is not allowed"), "{message}");
-        assert!(message.contains("hostPID is not allowed"), "{message}");
-        assert!(!message.contains("hostIPC"), "{message}");
-        assert!(message.contains("volume \"root\" is a hostPath volume"), "{message}");
-        assert!(!message.contains("\"data\""), "{message}");
-    }
-
-    #[test]
-    fn latest_and_untagged_images_only_warn() {
-        let spec = json!({"containers": [
-            {"name": "a", "image": "nginx:latest"},
-            {"name": "b", "image": "nginx"},
-            {"name": "c", "image": "nginx@sha256:abc"},
-        ]});
-        let response = review(&pod(spec), &[]);
-        assert!(response.allowed);
-        assert_eq!(response.warnings.len(), 2, "{:?}", response.warnings);
-        assert!(response.warnings[0].contains("\"a\"") && response.warnings[0].contains("latest"));
-        assert!(response.warnings[1].contains("\"b\"") && response.warnings[1].contains("neither a tag"));
-    }
-
-    #[test]
-    fn workload_templates_are_found() {
-        let bad = json!({"hostNetwork": true, "containers": [{"name": "w", "image": "nginx:1"}]});
-        let template = json!({"spec": {"template": {"spec": bad.clone()}}});
-        for (group, kind) in [
-            ("apps", "Deployment"),
-            ("apps", "StatefulSet"),
-            ("apps", "DaemonSet"),
-            ("apps", "ReplicaSet"),
-            ("batch", "Job"),
+    fn objects_of_an_unexpected_shape_are_allowed() {
+        for (group, kind, object) in [
+            ("", "Pod", json!({"spec": 3})),
+            ("apps", "Deployment", json!({"spec": {}})),
+            ("networking.k8s.io", "NetworkPolicy", json!({"spec": {"egress": "all"}})),
+            ("gateway.networking.k8s.io", "HTTPRoute", json!({"spec": null})),
         ] {
-            let response = review(&request((group, kind), "UPDATE", template.clone()), &[]);
-            assert!(!response.allowed, "{kind}");
+            assert!(admit(&admit_request(&review(group, kind, "CREATE", object))).allowed, "{kind}");
         }
-        let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": bad}}}}});
-        assert!(!review(&request(("batch", "CronJob"), "CREATE", cron), &[]).allowed);
-    }
-
-    #[test]
-    fn everything_else_is_allowed() {
-        let bad = json!({"spec": {"hostNetwork": true}});
-        // DELETE, other kinds, a same-named kind in another group, a status update.
-        assert!(review(&request(("", "Pod"), "DELETE", bad.clone()), &[]).allowed);
-        assert!(review(&request(("", "ConfigMap"), "CREATE", bad.clone()), &[]).allowed);
-        let job = json!({"spec": {"template": {"spec": {"hostNetwork": true}}}});
-        assert!(review(&request(("example.com", "Job"), "CREATE", job), &[]).allowed);
-        let mut status: Value = serde_json::from_str(&request(("", "Pod"), "UPDATE", bad)).unwrap();
-        status["subResource"] = json!("status");
-        assert!(review(&status.to_string(), &[]).allowed);
-        // Objects that are not what they should be.
-        assert!(review(&request(("", "Pod"), "CREATE", json!(null)), &[]).allowed);
-        assert!(review(&request(("", "Pod"), "CREATE", json!({"spec": 3})), &[]).allowed);
-        assert!(review(&request(("apps", "Deployment"), "CREATE", json!({"spec": {}})), &[]).allowed);
-        assert!(review(r#"{"kind": "Pod"}"#, &[]).allowed);
-    }
-
-    #[test]
-    fn the_object_kind_is_used_without_a_request_kind() {
-        let review_json = json!({
-            "operation": "CREATE",
-            "object": {"apiVersion": "apps/v1", "kind": "Deployment",
-                       "spec": {"template": {"spec": {"hostPID": true}}}},
-        });
-        assert!(!review(&review_json.to_string(), &[]).allowed);
+        assert!(admit(&admit_request(r#"{"kind": "Pod"}"#)).allowed);
     }
 
     #[test]
     fn a_review_that_is_not_json_is_denied() {
-        let response = review("{not json", &[]);
+        let response = admit(&admit_request("{not json"));
         assert!(!response.allowed);
-        assert!(response.message.unwrap().contains("not valid JSON"));
+        assert!(
+            response
+                .message
+                .unwrap()
+                .starts_with("kubeop admission: the admission review is not valid JSON: ")
+        );
     }
 }
