@@ -762,22 +762,23 @@ mod tests {
         assert_eq!(sorted(grants("kubeop-operator")), sorted(operator));
         let admission = expand(&[
             // Tenant and project of a namespace (its labels), host collisions.
-            ("", "namespaces", "get list watch", "", None),
+            ("", "namespaces", "list watch", "", None),
             ("networking.k8s.io", "ingresses", "list watch", "", None),
             ("gateway.networking.k8s.io", "httproutes", "list watch", "", None),
             // Its CA into its own webhook configurations, and nothing else's.
             (
                 "admissionregistration.k8s.io",
                 "validatingwebhookconfigurations mutatingwebhookconfigurations",
-                "get patch update",
+                "get patch",
                 "kubeop-admission",
                 None,
             ),
-            // Its serving certificate: creating it once, then only that Secret.
+            // Its serving certificate: creating it once, then only that Secret (replicas race
+            // on its resourceVersion, so no lease).
             ("", "secrets", "create", "", system),
-            ("", "secrets", "get update patch", "kubeop-admission-tls", system),
-            ("", "configmaps", "get list watch", "", system),
-            ("coordination.k8s.io", "leases", "get list watch create update patch", "", system),
+            ("", "secrets", "get update", "kubeop-admission-tls", system),
+            // The policy ConfigMap, watched.
+            ("", "configmaps", "list watch", "", system),
         ]);
         assert_eq!(sorted(grants("kubeop-admission")), sorted(admission));
         assert!(grants("default").is_empty());

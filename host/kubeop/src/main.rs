@@ -53,6 +53,12 @@ enum Command {
     /// ServiceAccount (or KUBECONFIG), with /healthz, /readyz, /version and /metrics on
     /// operator.metrics_addr.
     Operator,
+    /// Run the admission webhook: AdmissionReview v1 over TLS on admission.addr (/validate,
+    /// /mutate, /healthz, /readyz, /metrics), decided by the admission plugin, in the cluster of
+    /// the pod's ServiceAccount (or KUBECONFIG). Certificates from admission.cert_file/key_file,
+    /// or generated into admission.tls_secret with the CA injected into the webhook
+    /// configurations.
+    Admission,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Mint an API token with the configured signing key.
@@ -184,6 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             kubeop_operator::process::run(client, &config.operator, listener, OPERATOR_BUILD, shutdown).await
         })?,
+        Command::Admission => runtime()?.block_on(admission(&config))?,
         Command::Serve { .. } => runtime()?.block_on(async {
             tracing::info!(
                 profile = config.profile.as_str(),
@@ -204,6 +211,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn admission(config: &kubeop_config::Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::sync::Arc;
+
+    let shutdown = kubeop_api::shutdown_signal()?;
+    let fallback = kubeop_api::policy::from_config(&config.policy)?;
+    let uploads: Arc<dyn kubeop_plugins::UploadStore> = if config.admission.database {
+        let store = kubeop_api::open_store(config, &kubeop_api::metrics::Metrics::new()).await?;
+        Arc::new(kubeop_api::uploads::StoreUploads(store))
+    } else {
+        Arc::new(kubeop_plugins::NoUploads)
+    };
+    let (metrics, plugin_metrics) = kubeop_webhook::server::Metrics::with_plugins()?;
+    // No compile cache on disk: the pod's root filesystem is read-only, and the admission
+    // component compiles in milliseconds.
+    let plugins = kubeop_plugins::Plugins::start(&config.plugins, None, uploads, plugin_metrics).await?;
+    let client = kube::Client::try_default()
+        .await
+        .context("no cluster: not running in a pod, and no usable KUBECONFIG")?;
+    let addr = config.admission.addr.socket_addr();
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    kubeop_webhook::process::run(client, &config.admission, plugins, metrics, fallback, listener, shutdown)
+        .await
 }
 
 fn plugin(command: PluginCommand) -> anyhow::Result<()> {
