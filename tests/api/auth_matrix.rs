@@ -116,6 +116,15 @@ fn endpoints(w: &World) -> Vec<(&'static str, Case)> {
         ("bootstrap", case(Method::POST, "/v1/platform/bootstrap", Some(json!({})))),
         ("platform status", case(Method::GET, "/v1/platform/status", None)),
         ("autoscale", case(Method::POST, "/v1/platform/autoscale", Some(json!({"Enabled": false})))),
+        (
+            "review admission",
+            case(Method::POST, "/v1/admission/review", Some(crate::admission::pod_review("default"))),
+        ),
+        // Not a component: refused as such, after the caller is checked.
+        (
+            "upload candidate",
+            case(Method::POST, "/v1/platform/plugins/admission/candidates", Some(json!({}))),
+        ),
     ]
 }
 
@@ -148,6 +157,8 @@ fn expected() -> BTreeMap<&'static str, [u16; 5]> {
         ("list plugins", admin_only(200)),
         ("upload plugin", admin_only(400)),
         ("reset plugin", admin_only(200)),
+        ("review admission", admin_only(200)),
+        ("upload candidate", admin_only(400)),
         ("ingest usage", [200, 200, 403, 403, 403]),
         ("usage snapshot", admin_only(200)),
         ("get rates", [200, 200, 403, 403, 403]),

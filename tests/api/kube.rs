@@ -78,6 +78,32 @@ pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// A client with nothing but `account`'s token (a ServiceAccount in kubeop-system), as its pod
+/// would have: the fake enforces RBAC for it.
+pub(crate) async fn service_account_client(fake: &FakeKube, https: &Https, account: &str) -> kube::Client {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+
+    let request = TokenRequest {
+        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
+        ..TokenRequest::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(fake.client(), "kubeop-system")
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let kubeconfig = https.kubeconfig(account, &token, "kubeop-system");
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
 pub(crate) fn name_of(id: &str) -> String {
     id.replace('_', "-")
 }

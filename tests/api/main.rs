@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod admission;
 mod apps;
 mod auth_matrix;
 mod bad_input;

@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::helpers::{Engine, TestApp, expect_json};
-use crate::kube::{CRD, cluster, eventually, name_of, register, validate_strictly};
+use crate::kube::{CRD, cluster, eventually, name_of, register, service_account_client, validate_strictly};
 use kubeop_fake_kube::FakeKube;
 
 /// What the Deployment controller would report once the pods run.
@@ -126,26 +124,7 @@ async fn deploys_rbac_is_all_the_operator_needs() {
         StatusCode::OK,
     )
     .await;
-    let accounts: Api<ServiceAccount> = Api::namespaced(fake.client(), "kubeop-system");
-    let request = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), bound_object_ref: None },
-        ..TokenRequest::default()
-    };
-    let token = accounts
-        .create_token_request("kubeop-operator", &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    let kubeconfig = https.kubeconfig("kubeop-operator", &token, "kubeop-system");
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = service_account_client(&fake, &https, "kubeop-operator").await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let ready = Arc::new(AtomicBool::new(false));
     let operator = tokio::spawn(kubeop_operator::run(

@@ -148,6 +148,8 @@ async fn openapi_describes_every_route_with_bearer_security() {
         ("/v1/platform/policy", &["get", "put"]),
         ("/v1/platform/plugins", &["get"]),
         ("/v1/platform/plugins/{slot}", &["put", "delete"]),
+        ("/v1/platform/plugins/{slot}/candidates", &["post"]),
+        ("/v1/admission/review", &["post"]),
         ("/v1/usage/ingest", &["post"]),
         ("/v1/usage/snapshot", &["get"]),
         ("/v1/tenants/{id}/rates", &["get", "put"]),

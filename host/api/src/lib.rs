@@ -11,7 +11,7 @@ pub mod policy;
 mod replicas;
 mod serve;
 pub mod telemetry;
-mod uploads;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +88,7 @@ impl Server {
             statuses,
             kube_settings: config.kube.clone(),
             plugins,
+            candidates: Default::default(),
             policy: Arc::new(policy),
             billing: Arc::new(billing),
             limits,
