@@ -40,7 +40,7 @@ fn help_lists_the_commands() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(kubeop(dir.path()).arg("--help"));
     assert!(out.status.success());
-    for command in ["serve", "migrate", "token", "config", "openapi"] {
+    for command in ["serve", "operator", "admission", "migrate", "token", "config", "openapi"] {
         assert!(stdout(&out).contains(command), "--help lacks {command}:\n{}", stdout(&out));
     }
 }
@@ -582,4 +582,129 @@ async fn operator_runs_as_its_own_process_and_stops_on_sigterm() {
     assert!(status.success(), "a SIGTERM stop exits 0: {status:?}");
     let holder = lease().unwrap()["spec"]["holderIdentity"].clone();
     assert!(holder.is_null() || holder == "", "the lease is released on the way out: {holder}");
+}
+
+/// One HTTP/1.0 request over TLS to `kubeop admission`, trusting only `ca_pem` and checking the
+/// certificate for the admission Service's name, as the API server does: status and body.
+async fn https(port: u16, ca_pem: &[u8], method: &str, path: &str, body: &str) -> (u16, String) {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca_pem).unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("kubeop-admission.kubeop-system.svc").unwrap();
+    let mut stream = connector.connect(name, tcp).await.expect("the injected CA verifies the webhook");
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: kubeop-admission.kubeop-system.svc\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // The server closes after an HTTP/1.0 answer; a TLS close without close_notify still ends it.
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
+}
+
+/// `kubeop admission` as its own process against the fake API server over HTTPS: it generates
+/// its certificate, injects the CA, answers AdmissionReviews, swaps its plugin on SIGHUP (the
+/// timer is an hour, so only the signal can do it) and exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_runs_as_its_own_process_swaps_on_sighup_and_stops_on_sigterm() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, ObjectMeta, PostParams};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fake = kubeop_fake_kube::FakeKube::new();
+    let namespaces: Api<Namespace> = Api::all(fake.client());
+    for name in ["kubeop-system", "kubeop-acme-web"] {
+        let namespace = Namespace {
+            metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
+            ..Namespace::default()
+        };
+        namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+    }
+    let webhooks: serde_json::Value = serde_saphyr::from_multiple::<serde_json::Value>(include_str!(
+        "../../../deploy/admission/webhooks.yaml"
+    ))
+    .unwrap()
+    .into_iter()
+    .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+    .unwrap();
+    let webhooks: ValidatingWebhookConfiguration = serde_json::from_value(webhooks).unwrap();
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(fake.client());
+    configs.create(&PostParams::default(), &webhooks).await.unwrap();
+    let served = fake.serve_https().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(&kubeconfig, served.admin_kubeconfig()).unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+
+    let mut child = kubeop(dir.path())
+        .arg("admission")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBEOP_ADMISSION__ADDR", "127.0.0.1:0")
+        .env("KUBEOP_PLUGINS__DIR", &plugins)
+        .env("KUBEOP_PLUGINS__SYNC_INTERVAL_MS", "3600000")
+        .env("KUBEOP_LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port: u16 = tokio::task::spawn_blocking(move || {
+        let addr = loop {
+            let line = lines.next().expect("the webhook logs its address").unwrap();
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(addr) = entry["addr"].as_str() {
+                break addr.to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    })
+    .await
+    .unwrap();
+    let ca = configs.get("kubeop-admission").await.unwrap().webhooks.unwrap()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .expect("the CA is injected before the webhook serves")
+        .0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while https(port, &ca, "GET", "/readyz", "").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the webhook never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let review = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../webhook/tests/fixtures/deployment-create-allowed.json"),
+    )
+    .unwrap();
+    let allowed = |answer: &(u16, String)| -> bool {
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        let review: serde_json::Value = serde_json::from_str(&answer.1).unwrap();
+        review["response"]["allowed"].as_bool().unwrap()
+    };
+    assert!(allowed(&https(port, &ca, "POST", "/validate", &review).await));
+
+    // The example policy (a team label on every Deployment), then SIGHUP.
+    std::fs::copy(builtin("require_team_label.wasm"), plugins.join("admission.wasm")).unwrap();
+    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while allowed(&https(port, &ca, "POST", "/validate", &review).await) {
+        assert!(Instant::now() < deadline, "SIGHUP did not swap the admission plugin");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a SIGTERM stop exits 0: {status:?}");
 }
