@@ -13,6 +13,7 @@ both_engines!(
     app_hosts_follow_the_allowed_hosts,
     a_pasted_review_is_decided_with_the_databases_context,
     a_candidate_is_tried_before_it_is_rolled_out,
+    an_upload_reaches_the_webhook_through_the_database,
 );
 
 /// An AdmissionReview v1 for a Pod with one container, as the API server sends it.
@@ -344,4 +345,51 @@ async fn deploys_rbac_is_all_the_webhook_needs() {
     assert!(refused.is_empty(), "deploy/admission/rbac.yaml is missing grants: {refused:?}");
     let _ = stop.send(());
     webhook.await.unwrap().unwrap();
+}
+
+/// `kubeop admission` with `admission.database = true` reads uploads as the manager's replicas
+/// do: `PUT /v1/platform/plugins/admission` on the manager changes the webhook's next decision.
+async fn an_upload_reaches_the_webhook_through_the_database(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let tenant = app.create_tenant("acme").await;
+    let web = project(&app, &tenant).await;
+    // The webhook's plugin host, wired as `kubeop admission` wires it.
+    let store = kubeop_api::open_store(app.config(), &kubeop_api::metrics::Metrics::new()).await.unwrap();
+    let (_, plugin_metrics) = kubeop_webhook::server::Metrics::with_plugins().unwrap();
+    let webhook = kubeop_plugins::Plugins::start(
+        &app.config().plugins,
+        None,
+        std::sync::Arc::new(kubeop_api::uploads::StoreUploads(store)),
+        plugin_metrics,
+    )
+    .await
+    .unwrap();
+    let sync = webhook.spawn_sync();
+    let review = kubeop_webhook::review::Review::parse(
+        &serde_json::to_vec(&deployment(web["namespace"].as_str().unwrap(), &["nginx:1.27"])).unwrap(),
+    )
+    .unwrap();
+    let context = kubeop_webhook::review::Context {
+        tenant: Some(tenant.clone()),
+        project: web["id"].as_str().map(str::to_owned),
+        claims: Vec::new(),
+    };
+    let check = review.check(context, &kubeop_core::PlatformPolicy::default());
+    assert!(webhook.admit(&check, None).await.unwrap().allowed);
+
+    expect_json(app.upload_plugin("admission", guest("require_team_label.wasm")).await, StatusCode::OK).await;
+    let uploaded = std::time::Instant::now();
+    loop {
+        let verdict = webhook.admit(&check, None).await.unwrap();
+        if !verdict.allowed {
+            assert!(verdict.message.unwrap().contains("[team-label]"));
+            break;
+        }
+        assert!(
+            uploaded.elapsed() < std::time::Duration::from_secs(3),
+            "the webhook still runs the built-in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    sync.abort();
 }
