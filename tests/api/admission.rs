@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::helpers::{Engine, TestApp, expect_error, expect_json, guest};
-use crate::kube::{cluster, eventually, register, service_account_client};
+use crate::kube::{cluster, eventually, register, service_account_client, validate_strictly};
 
 both_engines!(
     the_policy_carries_the_admission_settings,
@@ -343,6 +343,20 @@ async fn deploys_rbac_is_all_the_webhook_needs() {
         .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
         .collect();
     assert!(refused.is_empty(), "deploy/admission/rbac.yaml is missing grants: {refused:?}");
+    // What it wrote passes the Kubernetes schemas.
+    let secret = fake.object("v1", "secrets", Some("kubeop-system"), "kubeop-admission-tls").unwrap();
+    let validating = fake
+        .object(
+            "admissionregistration.k8s.io/v1",
+            "validatingwebhookconfigurations",
+            None,
+            "kubeop-admission",
+        )
+        .unwrap();
+    let mutating = fake
+        .object("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, "kubeop-admission")
+        .unwrap();
+    validate_strictly(&[secret, validating, mutating]).await;
     let _ = stop.send(());
     webhook.await.unwrap().unwrap();
 }
