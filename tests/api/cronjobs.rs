@@ -194,8 +194,7 @@ async fn each_bad_field_is_refused_and_nothing_is_written(engine: Engine) {
         "no cluster",
     )
     .await;
-    expect_error(app.get(&format!("/v1/cronjobs/nope/nightly-report")).await, StatusCode::NOT_FOUND, "nope")
-        .await;
+    expect_error(app.get("/v1/cronjobs/nope/nightly-report").await, StatusCode::NOT_FOUND, "nope").await;
     expect_error(app.get(&format!("/v1/cronjobs/{project}/missing")).await, StatusCode::NOT_FOUND, "missing")
         .await;
 }

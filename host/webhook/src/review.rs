@@ -200,20 +200,22 @@ pub async fn decide(
     let answer = AdmissionResponse::from(&review.request);
     match plugins.admit(&check, candidate).await {
         Ok(verdict) => answer_verdict(answer, verdict, endpoint),
-        Err(error) => {
-            let message = format!("kubeop admission: the admission plugin failed ({error})");
-            match failure {
-                FailureMode::Deny => (
-                    answer.deny(format!("{message}; denied (admission failure mode deny)")),
-                    Outcome::PluginFailed,
-                ),
-                FailureMode::Allow => {
-                    let mut answer = answer;
-                    answer.warnings =
-                        Some(vec![format!("{message}; allowed (admission failure mode allow)")]);
-                    (answer, Outcome::PluginFailed)
-                }
-            }
+        Err(error) => failed(review, &error.to_string(), failure),
+    }
+}
+
+/// The answer when the plugin could not decide (`why`), by the failure mode.
+pub fn failed(review: &Review, why: &str, failure: FailureMode) -> (AdmissionResponse, Outcome) {
+    let answer = AdmissionResponse::from(&review.request);
+    let message = format!("kubeop admission: the admission plugin failed ({why})");
+    match failure {
+        FailureMode::Deny => {
+            (answer.deny(format!("{message}; denied (admission failure mode deny)")), Outcome::PluginFailed)
+        }
+        FailureMode::Allow => {
+            let mut answer = answer;
+            answer.warnings = Some(vec![format!("{message}; allowed (admission failure mode allow)")]);
+            (answer, Outcome::PluginFailed)
         }
     }
 }

@@ -28,6 +28,11 @@ use kubeop_plugins::Plugins;
 use crate::cluster::ClusterView;
 use crate::review::{self, Endpoint, FailureMode, Outcome, Review};
 
+/// The longest a review may take, waiting for a plugin slot included; past it the failure mode
+/// answers. Below the webhook configurations' 5 s timeout, so the API server always gets our
+/// answer rather than its own timeout.
+const REVIEW_DEADLINE: Duration = Duration::from_secs(3);
+
 /// A TLS handshake or a request's headers that take longer than this are dropped (a client that
 /// opens connections and sends nothing must not hold them).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,9 +152,18 @@ impl Webhook {
             Ok(review) => {
                 let context = self.cluster.context(&review);
                 let policy = self.cluster.policy();
-                let (response, outcome) =
-                    review::decide(&review, context, &policy, &self.plugins, None, endpoint, self.failure)
-                        .await;
+                let decided =
+                    review::decide(&review, context, &policy, &self.plugins, None, endpoint, self.failure);
+                let (response, outcome) = match tokio::time::timeout(REVIEW_DEADLINE, decided).await {
+                    Ok(decided) => decided,
+                    Err(_) => {
+                        let why = format!(
+                            "no answer within {} s: too many reviews at once",
+                            REVIEW_DEADLINE.as_secs()
+                        );
+                        review::failed(&review, &why, self.failure)
+                    }
+                };
                 (response.into_review(), outcome)
             }
             Err(reason) => (review::invalid(reason), Outcome::Invalid),

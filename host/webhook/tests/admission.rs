@@ -130,11 +130,14 @@ struct Webhook {
 struct Options {
     failure_mode: &'static str,
     plugin_file: Option<&'static str>,
+    /// `plugins.deadline_ms` and `plugins.max_concurrent_calls`, when not the defaults.
+    deadline_ms: Option<u64>,
+    max_concurrent_calls: Option<usize>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { failure_mode: "deny", plugin_file: None }
+        Self { failure_mode: "deny", plugin_file: None, deadline_ms: None, max_concurrent_calls: None }
     }
 }
 
@@ -147,6 +150,9 @@ async fn start(fake: &FakeKube, options: Options) -> Webhook {
     config.plugins.dir = dir.path().to_owned();
     config.plugins.sync_interval_ms = 100;
     config.admission.failure_mode = options.failure_mode.into();
+    config.plugins.deadline_ms = options.deadline_ms.unwrap_or(config.plugins.deadline_ms);
+    config.plugins.max_concurrent_calls =
+        options.max_concurrent_calls.unwrap_or(config.plugins.max_concurrent_calls);
     let (metrics, plugin_metrics) = Metrics::with_plugins().unwrap();
     let plugins = Plugins::start(&config.plugins, None, Arc::new(NoUploads), plugin_metrics).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -407,12 +413,40 @@ async fn hostile_plugins_are_contained_by_the_failure_mode() {
     let (_, metrics) = webhook.get("/metrics").await;
     assert!(metrics.contains(r#"outcome="plugin_failed""#), "{metrics}");
 
-    let lenient =
-        start(&fake, Options { plugin_file: Some("hostile_admission.wasm"), failure_mode: "allow" }).await;
+    let lenient = start(
+        &fake,
+        Options { plugin_file: Some("hostile_admission.wasm"), failure_mode: "allow", ..Options::default() },
+    )
+    .await;
     let response = lenient.review("/validate", &named("loop")).await;
     assert_eq!(response["allowed"], true, "{response}");
     let warning = response["warnings"][0].as_str().unwrap();
     assert!(warning.contains("deadline") && warning.contains("failure mode allow"), "{warning}");
+}
+
+/// One plugin call at a time, each looping to a 2 s deadline: the second review waits 2 s for
+/// its turn, so it cannot finish within the review deadline (3 s) and the failure mode answers
+/// it then, before the API server's own 5 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_queued_past_the_deadline_get_the_failure_mode() {
+    let fake = cluster().await;
+    let options = Options {
+        plugin_file: Some("hostile_admission.wasm"),
+        deadline_ms: Some(2000),
+        max_concurrent_calls: Some(1),
+        ..Options::default()
+    };
+    let webhook = Arc::new(start(&fake, options).await);
+    let started = Instant::now();
+    let looping = named("loop");
+    let (first, second) =
+        tokio::join!(webhook.review("/validate", &looping), webhook.review("/validate", &looping));
+    let elapsed = started.elapsed();
+    let texts = [message(&first), message(&second)];
+    assert!(texts.iter().any(|t| t.contains("2000 ms deadline")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("no answer within 3 s")), "{texts:?}");
+    assert!(texts.iter().all(|t| t.contains("failure mode deny")), "{texts:?}");
+    assert!(elapsed < Duration::from_millis(4500), "answered after {elapsed:?}");
 }
 
 #[tokio::test]
