@@ -5,6 +5,7 @@
 //! `cargo run --release -p kubeop-bench -- plugins` — plugin call cost, its share of
 //! `POST /v1/apps`, and a swap under load on two replicas.
 
+mod admission;
 mod attack;
 mod billing;
 mod bootstrap;
@@ -14,6 +15,7 @@ mod load;
 mod logs;
 mod operator;
 mod plugins;
+mod procfs;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +47,9 @@ enum Bench {
     /// `kubeop operator` as its own process: Projects with one App each created at once on the
     /// HTTPS fake, until all are Ready; reconciles per second and resident memory.
     Operator(operator::Options),
+    /// `kubeop admission` as its own process: AdmissionReview round trips over HTTPS at a fixed
+    /// rate and at the peak, with the built-in admission plugin and with a no-op one.
+    Admission(admission::Options),
     /// The access log's cost: `kubeop serve` with the production profile, its access log off
     /// (filter `warn`) and on (`info`, to a file), alternately.
     Logs(logs::Options),
@@ -60,5 +65,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Kube(options) => kube::run(options),
         Bench::Bootstrap(options) => bootstrap::run(options),
         Bench::Operator(options) => operator::run(options),
+        Bench::Admission(options) => admission::run(options),
     }
 }

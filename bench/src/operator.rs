@@ -20,6 +20,8 @@ use kubeop_crds::{App, AppSpec, Project, ProjectSpec, Tenant, TenantSpec, labels
 use kubeop_fake_kube::FakeKube;
 use serde_json::json;
 
+use crate::procfs::{cpu_seconds, memory_kib};
+
 #[derive(clap::Args)]
 pub struct Options {
     /// Projects created, with one App each.
@@ -343,28 +345,4 @@ fn http_get(url: &str) -> std::io::Result<(u16, String)> {
     stream.read_to_string(&mut answer)?;
     let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     Ok((status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()))
-}
-
-/// The process's resident memory now and at its peak, in KiB.
-fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((field("VmRSS:"), field("VmHWM:")))
-}
-
-/// User and system CPU time of a process so far, in seconds (`/proc/<pid>/stat`).
-fn cpu_seconds(stat: &str) -> f64 {
-    let text = std::fs::read_to_string(stat).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let fields: Vec<&str> =
-        text.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
-    (ticks(11) + ticks(12)) / 100.0
 }
