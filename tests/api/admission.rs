@@ -166,6 +166,9 @@ async fn a_pasted_review_is_decided_with_the_databases_context(engine: Engine) {
     );
     assert_eq!(collision["context"]["hostClaims"][0]["tenantID"], globex);
 
+    // Over the body limit: 413, before it is read whole.
+    let huge = json!({"apiVersion": "admission.k8s.io/v1", "padding": "x".repeat(app.config().http.body_limit_bytes)});
+    expect_error(app.post("/v1/admission/review", &huge).await, StatusCode::PAYLOAD_TOO_LARGE, "bytes").await;
     // Not an AdmissionReview: 400.
     for body in [json!({}), json!({"apiVersion": "admission.k8s.io/v1beta1", "request": {}}), json!([1])] {
         expect_error(
