@@ -10,6 +10,7 @@ use crate::both_engines;
 use crate::helpers::{Engine, TestApp, expect_error, expect_json, guest};
 
 both_engines!(
+    the_sandbox_grants_nothing_behind_wasi,
     an_uploaded_plugin_replaces_the_builtin_until_deleted,
     bad_uploads_are_refused_and_the_active_plugin_stays,
     every_replica_runs_an_upload_within_two_seconds,
@@ -104,6 +105,8 @@ async fn bad_uploads_are_refused_and_the_active_plugin_stays(engine: Engine) {
         ("a broken component", b"\0asm\x0d\0\x01\0garbage".to_vec(), "not a valid component"),
         ("the wrong world", guest("pricing.wasm"), "does not implement the image-policy world"),
         ("a self-check that traps", guest("always_trap.wasm"), "self-check failed"),
+        // Beyond kubeop's interfaces and WASI 0.2: refused when it loads, the import named.
+        ("an unknown import", guest("unknown_import.wasm"), "kubeop-test:unknown/vault"),
         ("nothing", Vec::new(), "component's bytes"),
     ];
     for (what, bytes, needle) in cases {
@@ -313,4 +316,35 @@ async fn hostile_plugins_fail_only_their_own_call(engine: Engine) {
     }
     assert_eq!(app.count_rows("apps").await, apps_before + 24, "only the good requests wrote");
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+/// A plugin that uses Rust's standard library to read files, open sockets, resolve names and
+/// read the environment loads (WASI 0.2 is linked) and gets nothing: every attempt fails with
+/// the ordinary error, as its own error; clocks answer.
+async fn the_sandbox_grants_nothing_behind_wasi(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let project = project(&app).await;
+    expect_json(app.upload_plugin("image-policy", guest("hostile.wasm")).await, StatusCode::OK).await;
+    let report = expect_error(
+        app.post("/v1/apps", &app_body(&project, "snoop", "docker.io/library/snoop:1")).await,
+        StatusCode::BAD_REQUEST,
+        "file=",
+    )
+    .await;
+    for expected in [
+        "file=NotFound",
+        "relative=NotFound",
+        "dir=NotFound",
+        "create=NotFound",
+        "tcp=PermissionDenied",
+        "listen=PermissionDenied",
+        "udp=PermissionDenied",
+        "env=0",
+        "args=0",
+        "clock=true",
+    ] {
+        assert!(report.contains(expected), "{expected} in {report}");
+    }
+    // Name lookup fails as getaddrinfo fails (Rust reports it as uncategorised).
+    assert!(report.contains("dns=") && !report.contains("dns=resolved"), "{report}");
 }

@@ -253,7 +253,14 @@ fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             println!("size:         {} bytes", report.size);
             println!("sha256:       {}", report.sha256);
             println!("compile time: {:.1} ms", report.compile_time.as_secs_f64() * 1000.0);
-            println!("imports:      {}", report.imports.join(", "));
+            println!("imports:");
+            let width = report.imports.iter().map(String::len).max().unwrap_or(0);
+            for import in &report.imports {
+                match plugins::grant(import) {
+                    Some(grant) => println!("  {import:width$}  linked, {grant}"),
+                    None => println!("  {import:width$}  REFUSED: kubeop does not provide it"),
+                }
+            }
             println!("exports:      {}", report.exports.join(", "));
             if report.fits.is_empty() {
                 println!("world:        none of kubeop's (image-policy, pricing, admission)");

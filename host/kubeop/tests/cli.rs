@@ -398,7 +398,26 @@ fn plugin_check_reports_the_world_and_the_self_check() {
     assert!(text.contains("world:        pricing (self-check passed)"), "{text}");
     assert!(text.contains("exports:      price"), "{text}");
     assert!(text.contains("compile time:"), "{text}");
-    assert!(text.contains("kubeop:plugin/host@0.1.0"), "{text}");
+    assert!(text.contains("kubeop:plugin/host@0.1.1"), "{text}");
+    let line = |text: &str, import: &str| -> String {
+        text.lines().find(|l| l.trim_start().starts_with(import)).unwrap_or_default().to_owned()
+    };
+    assert!(line(&text, "wasi:cli/environment@").contains("linked, no authority: no variables"), "{text}");
+
+    // A component importing more than kubeop and WASI 0.2: each import says what it gets.
+    let out = run(kubeop(dir.path()).arg("plugin").arg("check").arg(builtin("unknown_import.wasm")));
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        line(&text, "kubeop-test:unknown/vault").contains("REFUSED: kubeop does not provide it"),
+        "{text}"
+    );
+    let snoop = stdout(&run(kubeop(dir.path()).arg("plugin").arg("check").arg(builtin("hostile.wasm"))));
+    assert!(
+        line(&snoop, "wasi:filesystem/preopens@").contains("linked, no authority: no preopened"),
+        "{snoop}"
+    );
+    assert!(line(&snoop, "wasi:sockets/tcp@").contains("linked, no authority: every address"), "{snoop}");
 
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();

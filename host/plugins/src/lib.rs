@@ -223,8 +223,8 @@ pub enum LoadError {
     #[error("it is not a valid component: {0}")]
     Invalid(String),
     #[error(
-        "it needs an import kubeop does not provide (plugins may import only kubeop:plugin/host \
-         and the WASI streams of Rust's standard library): {0}"
+        "it needs an import kubeop does not provide (plugins may import kubeop:plugin/host and \
+         WASI 0.2, which is linked with no authority): {0}"
     )]
     UnknownImport(String),
     #[error("it does not implement the {kind} world: {why}")]
@@ -564,8 +564,9 @@ fn prepare(
     max_output: usize,
 ) -> Result<Loaded, LoadError> {
     let compiled = compile::compile(bytes, cache_dir)?;
-    let pre =
-        linker.instantiate_pre(&compiled.component).map_err(|e| LoadError::UnknownImport(root_cause(&e)))?;
+    let pre = linker
+        .instantiate_pre(&compiled.component)
+        .map_err(|e| LoadError::UnknownImport(format!("{e:#}")))?;
     let component =
         Component::for_slot(kind, pre).map_err(|e| LoadError::WrongWorld { kind, why: root_cause(&e) })?;
     let loaded = Loaded {
@@ -599,6 +600,11 @@ fn default_limits() -> (CallLimits, usize) {
         memory_bytes: (defaults.memory_mib as usize) << 20,
     };
     (limits, defaults.max_output_bytes)
+}
+
+/// What stands behind an import: see [`runtime::grant`].
+pub fn grant(import: &str) -> Option<&'static str> {
+    runtime::grant(import)
 }
 
 /// What `kubeop plugin check` reports about a component file.

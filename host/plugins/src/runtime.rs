@@ -1,7 +1,7 @@
 //! The sandbox every plugin call runs in: one process-wide wasmtime `Engine` (pooling
-//! allocator, epoch interruption), a `Linker` that offers only the `host` log and the WASI
-//! streams Rust's standard library needs, and a fresh `Store` per call with a deadline and a
-//! memory cap.
+//! allocator, epoch interruption), a `Linker` that offers the `host` log and the whole WASI 0.2
+//! surface that language runtimes import, with no authority behind it, and a fresh `Store` per
+//! call with a deadline and a memory cap.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -70,42 +70,47 @@ pub fn engine() -> &'static Engine {
     &ENGINE
 }
 
-/// The imports every plugin may use, whatever its world.
+/// The imports every plugin may use, whatever its world: kubeop's `host` interface and every
+/// WASI 0.2 interface, so that the runtimes of JavaScript and Python (and Rust's standard
+/// library) link. None of them grants anything ([`store`]): no preopened directory, so every
+/// file open fails as "not found"; every socket address and name lookup refused; no
+/// environment variables or arguments; stdin at end of file and output discarded. Clocks and
+/// randomness answer, which is harmless and what runtimes need at start-up. Anything else a
+/// component imports (`wasi:http`, a later WASI) is not in the linker, so it does not load.
 pub fn linker() -> Linker<CallState> {
     let mut linker = Linker::new(engine());
     image_policy::ImagePolicy::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
         .expect("the host interface links once");
-    add_wasi_streams(&mut linker).expect("WASI streams link once");
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI 0.2 links once");
     linker
 }
 
-/// What Rust's standard library imports on wasm32-wasip2: streams and the CLI environment,
-/// all empty (no arguments, no variables, stdin at end of file, output discarded). No clocks,
-/// randomness, files or sockets: a plugin that imports them does not load.
-fn add_wasi_streams(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
-    use wasmtime_wasi::p2::bindings::sync::{cli, io};
-
-    io::error::add_to_linker::<CallState, Table>(linker, |state| &mut state.table)?;
-    io::poll::add_to_linker::<CallState, Table>(linker, |state| &mut state.table)?;
-    io::streams::add_to_linker::<CallState, Table>(linker, |state| &mut state.table)?;
-    cli::environment::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::exit::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::stdin::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::stdout::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::stderr::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::terminal_input::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::terminal_output::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(linker, CallState::cli)?;
-    Ok(())
-}
-
-struct Table;
-
-impl wasmtime::component::HasData for Table {
-    type Data<'a> = &'a mut ResourceTable;
+/// What stands behind an import the linker provides, for `kubeop plugin check`; `None` for an
+/// import it does not provide (the component is refused).
+pub fn grant(import: &str) -> Option<&'static str> {
+    let (name, version) = import.split_once('@').unwrap_or((import, ""));
+    if name == "kubeop:plugin/host" || name == "kubeop:plugin/types" {
+        return version.starts_with("0.1.").then_some("kubeop's own: the log, the types");
+    }
+    // WASI 0.2.x only: later minor versions add to 0.2, and the linker resolves to what it has.
+    if !version.starts_with("0.2.") {
+        return None;
+    }
+    Some(match name.split('/').next()? {
+        "wasi:filesystem" => "no authority: no preopened directory, every open fails (not found)",
+        "wasi:sockets" => "no authority: every address and every name lookup refused",
+        "wasi:cli" => match name {
+            "wasi:cli/environment" => "no authority: no variables, no arguments",
+            "wasi:cli/stdin" => "no authority: at end of file",
+            "wasi:cli/stdout" | "wasi:cli/stderr" => "no authority: output discarded",
+            "wasi:cli/exit" => "ends the call, as a failure",
+            _ => "no authority: no terminal",
+        },
+        "wasi:clocks" => "answers: the host's clocks (harmless; runtimes read them)",
+        "wasi:random" => "answers: random bytes (harmless; runtimes seed with them)",
+        "wasi:io" => "streams and polling of the above",
+        _ => return None,
+    })
 }
 
 /// Limits of one call.
@@ -204,10 +209,10 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// A fresh store for one call: no WASI capabilities, the memory cap, and the deadline armed.
+/// A fresh store for one call: no WASI authority, the memory cap, and the deadline armed.
 pub fn store(limits: CallLimits, log: LogSink) -> Store<CallState> {
     let state = CallState {
-        wasi: WasiCtx::builder().build(),
+        wasi: no_authority(),
         table: ResourceTable::new(),
         limiter: Limiter { memory_bytes: limits.memory_bytes },
         log,
@@ -217,6 +222,15 @@ pub fn store(limits: CallLimits, log: LogSink) -> Store<CallState> {
     store.set_epoch_deadline(deadline_ticks(limits.deadline));
     store.epoch_deadline_trap();
     store
+}
+
+/// WASI with nothing behind it: no preopens, no environment or arguments, every socket address
+/// and every name lookup refused (wasmtime's defaults, spelled out so that a change of default
+/// cannot widen the sandbox).
+fn no_authority() -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder.socket_addr_check(|_, _| Box::pin(async { false })).allow_ip_name_lookup(false);
+    builder.build()
 }
 
 /// Ticks until the deadline, rounded up, plus the partial tick already under way.

@@ -16,6 +16,7 @@
 //! | `huge`      | denies with a reason of 8 MiB of text                            |
 //! | `log-flood` | calls the host's `log` 100,000 times with 4 KiB messages, allows |
 //! | `count`     | counts its calls in a static and denies with the count: a fresh instance per call always says 1 |
+//! | `snoop`     | tries to read a file, list a directory, connect to a socket, resolve a name and read the environment, and denies with what each attempt got |
 //! | anything else | allows                                                         |
 
 wit_bindgen::generate!({
@@ -51,6 +52,7 @@ impl Guest for Hostile {
                 }
                 Decision::Allow
             }
+            "snoop" => Decision::Deny(snoop()),
             _ => Decision::Allow,
         }
     }
@@ -64,6 +66,36 @@ static CALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new
 const HUGE_REASON: usize = 8 << 20;
 const LOG_MESSAGE: usize = 4 << 10;
 const LOG_CALLS: usize = 100_000;
+
+/// What the sandbox lets a plugin reach, through Rust's standard library (which imports
+/// `wasi:filesystem`, `wasi:sockets` and the CLI environment for these): each attempt's outcome,
+/// as `what=outcome` pairs for the tests to read. An error is its `io::ErrorKind`.
+fn snoop() -> String {
+    fn outcome<T>(attempt: std::io::Result<T>, success: &str) -> String {
+        attempt.map_or_else(|error| format!("{:?}", error.kind()), |_| success.to_owned())
+    }
+    use std::net::ToSocketAddrs;
+    let file = outcome(std::fs::read("/etc/passwd"), "read");
+    let relative = outcome(std::fs::read("Cargo.toml"), "read");
+    let dir = outcome(std::fs::read_dir("/"), "listed");
+    let created = outcome(std::fs::write("/tmp/kubeop-snoop", b"x"), "written");
+    let tcp = outcome(std::net::TcpStream::connect(("127.0.0.1", 5432)), "connected");
+    let listen = outcome(std::net::TcpListener::bind(("0.0.0.0", 8080)), "listening");
+    let udp = outcome(
+        std::net::UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| s.send_to(b"x", ("10.0.0.1", 53))),
+        "sent",
+    );
+    let dns = outcome(("kubernetes.default.svc", 443).to_socket_addrs(), "resolved");
+    let env = std::env::vars_os().count();
+    let args = std::env::args_os().count();
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .is_ok_and(|since| since.as_secs() > 1_700_000_000);
+    format!(
+        "file={file} relative={relative} dir={dir} create={created} tcp={tcp} listen={listen} udp={udp} \
+         dns={dns} env={env} args={args} clock={clock}"
+    )
+}
 
 /// A loop the optimiser cannot remove: `black_box` hides that nothing observes `n`.
 fn spin() -> ! {
