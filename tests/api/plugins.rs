@@ -95,7 +95,11 @@ async fn an_uploaded_plugin_replaces_the_builtin_until_deleted(engine: Engine) {
 }
 
 async fn bad_uploads_are_refused_and_the_active_plugin_stays(engine: Engine) {
-    let app = TestApp::spawn(engine).await;
+    // A limit for one slot only: the others keep plugins.max_upload_bytes (64 MiB).
+    let app = TestApp::spawn_with(engine, |config| {
+        config.plugins.image_policy.max_upload_bytes = Some(16 * 1024 * 1024);
+    })
+    .await;
     let project = project(&app).await;
     let installed =
         expect_json(app.upload_plugin("image-policy", guest("deny_latest.wasm")).await, StatusCode::OK).await;
@@ -118,9 +122,11 @@ async fn bad_uploads_are_refused_and_the_active_plugin_stays(engine: Engine) {
     }
     expect_error(app.upload_plugin("billing", guest("pricing.wasm")).await, StatusCode::NOT_FOUND, "billing")
         .await;
-    // Over plugins.max_upload_bytes (16 MiB).
+    // Over the image-policy slot's max_upload_bytes (16 MiB); the pricing slot reads it whole.
     let too_big = app.upload_plugin("image-policy", vec![0; 16 * 1024 * 1024 + 1]).await;
-    expect_error(too_big, StatusCode::PAYLOAD_TOO_LARGE, "max_upload_bytes").await;
+    expect_error(too_big, StatusCode::PAYLOAD_TOO_LARGE, "the image-policy slot's max_upload_bytes").await;
+    let read = app.upload_plugin("pricing", vec![0; 16 * 1024 * 1024 + 1]).await;
+    expect_error(read, StatusCode::BAD_REQUEST, "not a WebAssembly binary").await;
     // Still the uploaded policy.
     expect_error(
         app.post("/v1/apps", &app_body(&project, "l", "nginx:latest")).await,

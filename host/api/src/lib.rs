@@ -72,7 +72,6 @@ impl Server {
             max_token_ttl: Duration::from_secs(u64::from(config.auth.max_token_ttl_minutes) * 60),
             body_limit_bytes: config.http.body_limit_bytes,
             request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-            max_upload_bytes: config.plugins.max_upload_bytes,
         };
         let openapi = http::served_openapi_json(&limits, &billing).into();
         let state = AppState::new(Shared {

@@ -326,6 +326,10 @@ pub struct SlotConfig {
     pub deadline_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upload_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -429,7 +433,7 @@ impl Default for Config {
                 memory_mib: 32,
                 max_output_bytes: 64 * 1024,
                 max_concurrent_calls: 16,
-                max_upload_bytes: 16 * 1024 * 1024,
+                max_upload_bytes: 64 * 1024 * 1024,
                 sync_interval_ms: 1000,
                 image_policy: SlotConfig::default(),
                 pricing: SlotConfig::default(),

@@ -264,6 +264,8 @@ pub struct PluginStatus {
 struct Slot {
     kind: SlotKind,
     limits: CallLimits,
+    /// The largest component this slot takes.
+    max_upload: usize,
     active: ArcSwap<Loaded>,
 }
 
@@ -277,7 +279,6 @@ struct Inner {
     linker: wasmtime::component::Linker<CallState>,
     slots: Vec<Slot>,
     permits: Arc<Semaphore>,
-    max_output: usize,
     cache_dir: Option<PathBuf>,
     dir: Option<PathBuf>,
     sync_interval: Duration,
@@ -299,9 +300,9 @@ impl Plugins {
         let limits = |slot: &SlotConfig| CallLimits {
             deadline: Duration::from_millis(slot.deadline_ms.unwrap_or(config.deadline_ms)),
             memory_bytes: (slot.memory_mib.unwrap_or(config.memory_mib) as usize) << 20,
+            max_output: slot.max_output_bytes.unwrap_or(config.max_output_bytes),
         };
         let linker = runtime::linker();
-        let max_output = config.max_output_bytes;
         let mut slots = Vec::new();
         for (kind, slot_config) in [
             (SlotKind::ImagePolicy, &config.image_policy),
@@ -311,11 +312,12 @@ impl Plugins {
             let limits = limits(slot_config);
             let (linker, cache) = (linker.clone(), cache_dir.clone());
             let loaded = tokio::task::spawn_blocking(move || {
-                prepare(&linker, cache.as_deref(), kind, limits, kind.builtin(), Source::Builtin, max_output)
+                prepare(&linker, cache.as_deref(), kind, limits, kind.builtin(), Source::Builtin)
             })
             .await?
             .map_err(|e| anyhow::anyhow!("the built-in {kind} plugin does not load: {e}"))?;
-            slots.push(Slot { kind, limits, active: ArcSwap::from_pointee(loaded) });
+            let max_upload = slot_config.max_upload_bytes.unwrap_or(config.max_upload_bytes);
+            slots.push(Slot { kind, limits, max_upload, active: ArcSwap::from_pointee(loaded) });
         }
         let dir = (!config.dir.as_os_str().is_empty()).then(|| config.dir.clone());
         let plugins = Self {
@@ -323,7 +325,6 @@ impl Plugins {
                 linker,
                 slots,
                 permits: Arc::new(Semaphore::new(config.max_concurrent_calls)),
-                max_output,
                 cache_dir,
                 dir,
                 sync_interval: Duration::from_millis(config.sync_interval_ms),
@@ -354,12 +355,12 @@ impl Plugins {
     ) -> Result<W::Response, CallError> {
         let slot = self.slot(W::KIND);
         let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let (limits, max_output) = (slot.limits, self.inner.max_output);
+        let limits = slot.limits;
         let started = Instant::now();
         let running = loaded.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            invoke::<W>(&running, limits, max_output, &request)
+            invoke::<W>(&running, limits, &request)
         })
         .await
         .unwrap_or_else(|_| {
@@ -382,6 +383,12 @@ impl Plugins {
     /// What every slot runs, with its call statistics on this replica.
     pub fn status(&self) -> Vec<PluginStatus> {
         self.inner.slots.iter().map(|slot| status(slot, &slot.active.load())).collect()
+    }
+
+    /// The largest component `kind`'s slot takes (`plugins.<slot>.max_upload_bytes`, else
+    /// `plugins.max_upload_bytes`).
+    pub fn max_upload_bytes(&self, kind: SlotKind) -> usize {
+        self.slot(kind).max_upload
     }
 
     pub fn status_of(&self, kind: SlotKind) -> PluginStatus {
@@ -458,7 +465,7 @@ impl Plugins {
         let inner = self.inner.clone();
         let limits = self.slot(kind).limits;
         tokio::task::spawn_blocking(move || {
-            prepare(&inner.linker, inner.cache_dir.as_deref(), kind, limits, &bytes, source, inner.max_output)
+            prepare(&inner.linker, inner.cache_dir.as_deref(), kind, limits, &bytes, source)
         })
         .await
         .map_err(|_| LoadError::Panicked)?
@@ -489,6 +496,8 @@ pub fn check_config(config: &PluginsConfig) -> Result<(), ConfigError> {
     for (name, slot) in slots {
         nonzero.push((format!("plugins.{name}.deadline_ms"), slot.deadline_ms));
         nonzero.push((format!("plugins.{name}.memory_mib"), slot.memory_mib));
+        nonzero.push((format!("plugins.{name}.max_output_bytes"), slot.max_output_bytes.map(|b| b as u64)));
+        nonzero.push((format!("plugins.{name}.max_upload_bytes"), slot.max_upload_bytes.map(|b| b as u64)));
         memory.push((format!("plugins.{name}.memory_mib"), slot.memory_mib));
     }
     if let Some((key, _)) = nonzero.iter().find(|(_, value)| *value == Some(0)) {
@@ -537,17 +546,19 @@ fn status(slot: &Slot, loaded: &Loaded) -> PluginStatus {
 fn invoke<W: World>(
     loaded: &Loaded,
     limits: CallLimits,
-    max_output: usize,
     request: &W::Request,
 ) -> Result<W::Response, CallError> {
     let mut store = runtime::store(limits, LogSink::new(W::KIND.as_str(), &loaded.sha256));
     let response =
         W::call(&loaded.component, &mut store, request).map_err(|e| CallError::from_wasm(&e, limits))?;
     let bytes = W::output_bytes(&response);
-    if bytes > max_output {
+    if bytes > limits.max_output {
         return Err(CallError {
             kind: FailureKind::OutputTooLarge,
-            message: format!("the plugin returned {bytes} bytes of output; the limit is {max_output}"),
+            message: format!(
+                "the plugin returned {bytes} bytes of output; the limit is {}",
+                limits.max_output
+            ),
         });
     }
     Ok(response)
@@ -561,7 +572,6 @@ fn prepare(
     limits: CallLimits,
     bytes: &[u8],
     source: Source,
-    max_output: usize,
 ) -> Result<Loaded, LoadError> {
     let compiled = compile::compile(bytes, cache_dir)?;
     let pre = linker
@@ -579,27 +589,27 @@ fn prepare(
         stats: CallStats::default(),
     };
     let checked = match kind {
-        SlotKind::ImagePolicy => self_check::<ImagePolicyWorld>(&loaded, limits, max_output),
-        SlotKind::Pricing => self_check::<PricingWorld>(&loaded, limits, max_output),
-        SlotKind::Admission => self_check::<AdmissionWorld>(&loaded, limits, max_output),
+        SlotKind::ImagePolicy => self_check::<ImagePolicyWorld>(&loaded, limits),
+        SlotKind::Pricing => self_check::<PricingWorld>(&loaded, limits),
+        SlotKind::Admission => self_check::<AdmissionWorld>(&loaded, limits),
     };
     checked.map_err(LoadError::SelfCheck)?;
     Ok(loaded)
 }
 
-fn self_check<W: World>(loaded: &Loaded, limits: CallLimits, max_output: usize) -> Result<(), String> {
-    let response = invoke::<W>(loaded, limits, max_output, &W::sample()).map_err(|e| e.message)?;
+fn self_check<W: World>(loaded: &Loaded, limits: CallLimits) -> Result<(), String> {
+    let response = invoke::<W>(loaded, limits, &W::sample()).map_err(|e| e.message)?;
     W::accept_sample(&response)
 }
 
 /// The limits of the default configuration, for plugins run outside a server.
-fn default_limits() -> (CallLimits, usize) {
+fn default_limits() -> CallLimits {
     let defaults = kubeop_config::Config::default().plugins;
-    let limits = CallLimits {
+    CallLimits {
         deadline: Duration::from_millis(defaults.deadline_ms),
         memory_bytes: (defaults.memory_mib as usize) << 20,
-    };
-    (limits, defaults.max_output_bytes)
+        max_output: defaults.max_output_bytes,
+    }
 }
 
 /// What stands behind an import: see [`runtime::grant`].
@@ -629,11 +639,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, LoadError> {
     let ty = compiled.component.component_type();
     let imports = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
     let exports = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
-    let (limits, max_output) = default_limits();
+    let limits = default_limits();
     let linker = runtime::linker();
     let mut fits = Vec::new();
     for kind in SlotKind::ALL {
-        match prepare(&linker, None, kind, limits, bytes, Source::Builtin, max_output) {
+        match prepare(&linker, None, kind, limits, bytes, Source::Builtin) {
             Ok(_) => fits.push((kind, Ok(()))),
             Err(LoadError::SelfCheck(why)) => fits.push((kind, Err(why))),
             Err(_) => {}
@@ -647,19 +657,18 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, LoadError> {
 pub struct Standalone {
     loaded: Loaded,
     limits: CallLimits,
-    max_output: usize,
 }
 
 impl Standalone {
     pub fn load(kind: SlotKind, bytes: &[u8]) -> Result<Self, LoadError> {
-        let (limits, max_output) = default_limits();
-        let loaded = prepare(&runtime::linker(), None, kind, limits, bytes, Source::Builtin, max_output)?;
-        Ok(Self { loaded, limits, max_output })
+        let limits = default_limits();
+        let loaded = prepare(&runtime::linker(), None, kind, limits, bytes, Source::Builtin)?;
+        Ok(Self { loaded, limits })
     }
 
     /// One call on a fresh instance, on this thread.
     fn call<W: World>(&self, request: &W::Request) -> Result<W::Response, CallError> {
-        invoke::<W>(&self.loaded, self.limits, self.max_output, request)
+        invoke::<W>(&self.loaded, self.limits, request)
     }
 
     /// The admission call on this thread (the component must be an admission plugin).

@@ -113,11 +113,13 @@ pub fn grant(import: &str) -> Option<&'static str> {
     })
 }
 
-/// Limits of one call.
+/// Limits of one call, set per slot.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
     pub deadline: Duration,
     pub memory_bytes: usize,
+    /// Bytes of text the answer may hold.
+    pub max_output: usize,
 }
 
 /// Everything a call's `Store` holds.

@@ -236,7 +236,7 @@ struct CandidateBody {
     responses(
         (status = 201, description = "Kept as a candidate", body = CandidateBody),
         ApiErrors,
-        (status = 413, description = "Over `plugins.max_upload_bytes`", body = ErrorBody),
+        (status = 413, description = "Over the slot's `max_upload_bytes`", body = ErrorBody),
     ))]
 async fn upload_candidate(
     State(state): State<AppState>,
@@ -251,7 +251,7 @@ async fn upload_candidate(
             "only the admission slot takes candidates (tried with POST /v1/admission/review); not {kind}"
         )));
     }
-    let bytes = super::platform::read_component(&state, body).await?;
+    let bytes = super::platform::read_component(&state, kind, body).await?;
     let compiled = state
         .plugins
         .candidate(kind, bytes.to_vec())

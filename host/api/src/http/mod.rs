@@ -98,7 +98,6 @@ pub struct Limits {
     pub body_limit_bytes: usize,
     /// Body and handler together; 408 after.
     pub request_timeout: Duration,
-    pub max_upload_bytes: usize,
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -176,12 +176,17 @@ pub(super) fn slot(raw: &str) -> Result<SlotKind> {
 #[allow(dead_code)]
 pub(super) struct Component(Vec<u8>);
 
-/// A component's bytes from an upload body, at most `plugins.max_upload_bytes`.
-pub(super) async fn read_component(state: &AppState, body: Body) -> Result<axum::body::Bytes> {
-    let limit = state.limits.max_upload_bytes;
-    let bytes =
-        read_body(body, limit, || format!("the component is over {limit} bytes (plugins.max_upload_bytes)"))
-            .await?;
+/// A component's bytes from an upload body, at most the slot's `max_upload_bytes`.
+pub(super) async fn read_component(
+    state: &AppState,
+    kind: SlotKind,
+    body: Body,
+) -> Result<axum::body::Bytes> {
+    let limit = state.plugins.max_upload_bytes(kind);
+    let bytes = read_body(body, limit, || {
+        format!("the component is over {limit} bytes (the {kind} slot's max_upload_bytes)")
+    })
+    .await?;
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("the body must be the component's bytes".into()));
     }
@@ -200,7 +205,7 @@ pub(super) async fn read_component(state: &AppState, body: Body) -> Result<axum:
     responses(
         (status = 200, description = "Now active", body = PluginStatus),
         ApiErrors,
-        (status = 413, description = "Over `plugins.max_upload_bytes` (16 MiB by default)", body = ErrorBody),
+        (status = 413, description = "Over the slot's `max_upload_bytes` (64 MiB by default)", body = ErrorBody),
     ))]
 async fn upload_plugin(
     State(state): State<AppState>,
@@ -211,7 +216,7 @@ async fn upload_plugin(
     // The caller and the slot are checked before a byte of the (large) body is read.
     auth::require_admin(&caller)?;
     let kind = slot(&raw)?;
-    let bytes = read_component(&state, body).await?;
+    let bytes = read_component(&state, kind, body).await?;
     match state.plugins.install(kind, bytes.to_vec(), caller.subject()).await {
         Ok(status) => Ok(axum::Json(status)),
         Err(InstallError::Refused(why)) => Err(ApiError::BadRequest(format!("plugin refused: {why}"))),
