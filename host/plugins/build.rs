@@ -46,7 +46,37 @@ fn main() {
         std::fs::copy(&built, out_dir.join(file))
             .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
     }
-    for watched in ["../../plugins", "../../wit"] {
-        println!("cargo:rerun-if-changed={}", manifest_dir.join(watched).display());
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("../../wit").display());
+    for watched in guest_sources(&plugins) {
+        println!("cargo:rerun-if-changed={}", watched.display());
     }
+}
+
+/// What the guests are built from: the workspace's manifest and lock, and each crate's
+/// manifest, `src/` and `wit/`. Not the whole directory: the JavaScript and Python examples
+/// beside them grow `node_modules/`, `.venv/` and built components when an operator runs their
+/// `build.sh`, which must not rebuild this crate.
+fn guest_sources(plugins: &std::path::Path) -> Vec<PathBuf> {
+    let mut watched = vec![plugins.join("Cargo.toml"), plugins.join("Cargo.lock")];
+    let mut dirs = vec![plugins.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            if name == "node_modules" || name == "target" || name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.join("Cargo.toml").is_file() {
+                watched.push(path.join("Cargo.toml"));
+                watched.extend(["src", "wit"].map(|sub| path.join(sub)).into_iter().filter(|p| p.exists()));
+            } else {
+                dirs.push(path);
+            }
+        }
+    }
+    watched
 }

@@ -9,6 +9,7 @@ mod bad_input;
 mod billing;
 mod cronjobs;
 mod kube;
+mod languages;
 mod openapi;
 mod operator;
 mod platform;
