@@ -1,6 +1,7 @@
 //! The JavaScript and Python examples (`plugins/examples/js-deny-latest`, `py-tiered-pricing`)
 //! answer exactly as their Rust siblings do: each is built with its own `build.sh`, as the README
-//! tells an operator to, and both components get the same requests.
+//! tells an operator to, and both components get the same requests. And the sandbox holds for
+//! Python as for Rust (`plugins/testing/py-snoop`).
 //!
 //! Needs npm and python3 (with venv); without them these tests fail, saying so. The first run
 //! downloads componentize-js and componentize-py; later ones use npm's and pip's caches.
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 #[test]
 fn the_javascript_image_policy_answers_as_the_rust_one() {
-    let js = build_example("js-deny-latest", "npm", "Node.js 18 or later with npm");
+    let js = build_example("examples/js-deny-latest", "npm", "Node.js 18 or later with npm");
     let rust = rust_sibling("deny_latest.wasm");
     let (js, rust) = (load(SlotKind::ImagePolicy, &js), load(SlotKind::ImagePolicy, &rust));
 
@@ -55,7 +56,7 @@ fn the_javascript_image_policy_answers_as_the_rust_one() {
 
 #[test]
 fn the_python_pricing_plugin_answers_as_the_rust_one() {
-    let python = build_example("py-tiered-pricing", "python3", "Python 3.10 or later with venv");
+    let python = build_example("examples/py-tiered-pricing", "python3", "Python 3.10 or later with venv");
     let rust = rust_sibling("tiered_pricing.wasm");
     let (python, rust) = (load(SlotKind::Pricing, &python), load(SlotKind::Pricing, &rust));
 
@@ -100,15 +101,39 @@ fn the_python_pricing_plugin_answers_as_the_rust_one() {
     assert_eq!(errors, 12, "the table's errors are errors and only they");
 }
 
-/// Runs the example's `build.sh` and returns the component. The example is built from a copy of
+/// The sandbox from Python: CPython's runtime imports wasi:filesystem and wasi:sockets; behind
+/// them there is nothing, and each attempt fails with Python's ordinary error in the plugin.
+#[test]
+fn a_python_plugin_reaches_no_file_socket_name_or_variable() {
+    let snoop = build_example("testing/py-snoop", "python3", "Python 3.10 or later with venv");
+    let snoop = load(SlotKind::ImagePolicy, &snoop);
+    let request = image("nginx:1.27", "docker.io", Some("1.27"), None, &[]);
+    let answer = call(&snoop, &request);
+    let report = answer["Deny"].as_str().unwrap_or_else(|| panic!("a report: {answer}"));
+    for expected in [
+        "file=FileNotFoundError",
+        "relative=FileNotFoundError",
+        "listdir=FileNotFoundError",
+        "write=FileNotFoundError",
+        "tcp=PermissionError",
+        "udp=PermissionError",
+        "dns=gaierror",
+        "env=0",
+    ] {
+        assert!(report.contains(expected), "{expected} in {report}");
+    }
+    assert!(!report.contains("succeeded"), "{report}");
+}
+
+/// Runs `plugins/<example>/build.sh` and returns the component. The example is built from a copy of
 /// its files: host/plugins/build.rs watches plugins/, and a node_modules or .venv written there
 /// would rebuild the host on the next cargo command. The copy stays in cargo's temporary
 /// directory between runs, so npm and pip mostly find what they need in place.
 fn build_example(example: &str, tool: &str, install: &str) -> Vec<u8> {
     let found = Command::new(tool).arg("--version").output().is_ok_and(|out| out.status.success());
-    assert!(found, "`{tool}` is needed to build plugins/examples/{example}: install {install}");
+    assert!(found, "`{tool}` is needed to build plugins/{example}: install {install}");
 
-    let source = repo().join("plugins/examples").join(example);
+    let source = repo().join("plugins").join(example);
     let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("languages").join(example);
     std::fs::create_dir_all(&work).unwrap();
     // The example's own files; its directories (node_modules, .venv, …) are what builds make.
@@ -129,7 +154,7 @@ fn build_example(example: &str, tool: &str, install: &str) -> Vec<u8> {
         .unwrap();
     assert!(
         built.status.success(),
-        "plugins/examples/{example}/build.sh failed:\n{}\n{}",
+        "plugins/{example}/build.sh failed:\n{}\n{}",
         String::from_utf8_lossy(&built.stdout),
         String::from_utf8_lossy(&built.stderr)
     );
