@@ -709,10 +709,6 @@ impl Candidate {
     pub fn sha256(&self) -> &str {
         &self.0.sha256
     }
-
-    pub fn kind(&self) -> SlotKind {
-        self.0.kind
-    }
 }
 
 /// Hashes for the identity of a component (uploads, cache keys, status).

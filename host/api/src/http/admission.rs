@@ -208,13 +208,19 @@ async fn candidate(state: &AppState, sha256: &str) -> Result<Candidate> {
         state.plugins.candidate(SlotKind::Admission, bytes).await.map_err(|why| {
             ApiError::BadRequest(format!("plugin: candidate {sha256} no longer loads: {why}"))
         })?;
+    remember(state, compiled.clone()).await;
+    Ok(compiled)
+}
+
+/// Keeps a compiled candidate on this replica, most recent last, at most
+/// [`COMPILED_CANDIDATES`].
+async fn remember(state: &AppState, compiled: Candidate) {
     let mut cache = state.candidates.lock().await;
-    cache.retain(|c| c.sha256() != sha256);
+    cache.retain(|c| c.sha256() != compiled.sha256());
     if cache.len() >= COMPILED_CANDIDATES {
         cache.remove(0);
     }
-    cache.push(compiled.clone());
-    Ok(compiled)
+    cache.push(compiled);
 }
 
 /// A stored candidate.
@@ -260,12 +266,6 @@ async fn upload_candidate(
     state.store.put_plugin_candidate(kind.as_str(), compiled.sha256(), &bytes, caller.subject()).await?;
     let answer =
         CandidateBody { slot: kind.as_str(), sha256: compiled.sha256().to_owned(), size: bytes.len() };
-    let mut cache = state.candidates.lock().await;
-    if !cache.iter().any(|c| c.sha256() == compiled.sha256()) {
-        if cache.len() >= COMPILED_CANDIDATES {
-            cache.remove(0);
-        }
-        cache.push(compiled);
-    }
+    remember(&state, compiled).await;
     Ok((StatusCode::CREATED, axum::Json(answer)))
 }
