@@ -326,6 +326,35 @@ impl TestApp {
         .unwrap_or_else(|e| panic!("executing test SQL: {e}"));
     }
 
+    /// Keeps a candidate plugin in the database as a replica's upload does, without this
+    /// server compiling it (as if another replica had taken the upload).
+    pub async fn keep_candidate_elsewhere(&self, slot: &str, component: &[u8]) -> String {
+        let sha256 = kubeop_plugins::sha256_hex(component);
+        let sql = "INSERT INTO plugin_candidates (sha256, slot, component, uploaded_at, uploaded_by) \
+                   VALUES ($1, $2, $3, $4, 'another-replica')";
+        let now = chrono::Utc::now();
+        match &self.inspect {
+            Inspect::Sqlite(pool) => sqlx::query(sql)
+                .bind(&sha256)
+                .bind(slot)
+                .bind(component)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop),
+            Inspect::Postgres(pool) => sqlx::query(sql)
+                .bind(&sha256)
+                .bind(slot)
+                .bind(component)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+        .unwrap_or_else(|e| panic!("keeping a candidate: {e}"));
+        sha256
+    }
+
     /// Row counts of every resource table, to assert that a refused request wrote nothing.
     pub async fn counts(&self) -> [i64; 3] {
         [self.count_rows("tenants").await, self.count_rows("projects").await, self.count_rows("apps").await]
@@ -352,6 +381,32 @@ impl Inspect {
             ),
         }
     }
+}
+
+/// `component` with a custom section holding `tag` appended: the same plugin under a hash no
+/// other test has compiled (custom sections may follow any section of a component).
+pub fn retagged(component: &[u8], tag: &str) -> Vec<u8> {
+    fn leb128(mut value: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"kubeop-test";
+    let mut section = Vec::new();
+    leb128(name.len(), &mut section);
+    section.extend_from_slice(name);
+    section.extend_from_slice(tag.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0);
+    leb128(section.len(), &mut out);
+    out.extend(section);
+    out
 }
 
 /// A guest component built from `plugins/` (by the host's build script).

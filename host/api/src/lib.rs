@@ -87,7 +87,6 @@ impl Server {
             statuses,
             kube_settings: config.kube.clone(),
             plugins,
-            candidates: Default::default(),
             policy: Arc::new(policy),
             billing: Arc::new(billing),
             limits,

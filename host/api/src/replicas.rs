@@ -27,6 +27,7 @@ pub fn spawn_follower(state: Followed, every: Duration) -> tokio::task::JoinHand
                 None => loop {
                     tick.tick().await;
                     reload_policy(&state).await;
+                    warm_candidates(&state).await;
                 },
                 Some(Ok(listener)) => listener,
                 Some(Err(error)) => {
@@ -51,7 +52,10 @@ pub fn spawn_follower(state: Followed, every: Duration) -> tokio::task::JoinHand
                             break;
                         }
                     },
-                    _ = tick.tick() => reload_policy(&state).await,
+                    _ = tick.tick() => {
+                        reload_policy(&state).await;
+                        warm_candidates(&state).await;
+                    }
                 }
             }
         }
@@ -61,7 +65,10 @@ pub fn spawn_follower(state: Followed, every: Duration) -> tokio::task::JoinHand
 async fn apply(state: &Followed, change: Change) {
     match change {
         Change::Policy => reload_policy(state).await,
-        Change::Plugins => state.plugins.sync().await,
+        Change::Plugins => {
+            state.plugins.sync().await;
+            warm_candidates(state).await;
+        }
         other => state.store.forget_cached(&other),
     }
 }
@@ -70,6 +77,11 @@ async fn refresh_everything(state: &Followed) {
     state.store.forget_all_cached();
     reload_policy(state).await;
     state.plugins.sync().await;
+    warm_candidates(state).await;
+}
+
+async fn warm_candidates(state: &Followed) {
+    crate::http::admission::warm_candidates(&state.store, &state.plugins).await;
 }
 
 async fn reload_policy(state: &Followed) {

@@ -9,6 +9,7 @@
 //! traps or floods its output fails only its own call.
 
 mod bindings;
+mod candidates;
 mod compile;
 mod metrics;
 mod requests;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+pub use candidates::{Candidate, CandidateState, KEPT as KEPT_CANDIDATES};
 pub use metrics::PluginMetrics;
 pub use requests::{
     AdmissionCheck, AdmissionVerdict, HostClaim, ImageCheck, ImageVerdict, PricedLine, PricingRequest,
@@ -36,6 +38,7 @@ pub use uploads::{BoxFuture, NoUploads, Upload, UploadStore, UploadStoreError};
 
 use kubeop_config::{ConfigError, PluginsConfig, SlotConfig};
 use runtime::{CallLimits, CallState, LogSink};
+pub use runtime::{Probe, copy_memory_images};
 use worlds::{AdmissionWorld, Component, ImagePolicyWorld, PricingWorld, World};
 
 /// The most memory a slot may be configured to give one call.
@@ -286,6 +289,7 @@ struct Inner {
     metrics: PluginMetrics,
     /// One sync or install at a time, and what failed to load (so it is not retried every tick).
     sync: tokio::sync::Mutex<sync::SyncState>,
+    candidates: candidates::Candidates,
 }
 
 impl Plugins {
@@ -331,6 +335,7 @@ impl Plugins {
                 uploads,
                 metrics,
                 sync: tokio::sync::Mutex::new(sync::SyncState::default()),
+                candidates: candidates::Candidates::new(),
             }),
         };
         plugins.sync().await;
@@ -420,12 +425,6 @@ impl Plugins {
             None => self.call::<AdmissionWorld>(request).await?,
         };
         Ok(response.into())
-    }
-
-    /// Compiles and checks a component for `kind` exactly as an upload is, without making it
-    /// live: a candidate to try before rolling it out.
-    pub async fn candidate(&self, kind: SlotKind, bytes: Vec<u8>) -> Result<Candidate, LoadError> {
-        Ok(Candidate(Arc::new(self.prepare_blocking(kind, bytes, Source::Candidate).await?)))
     }
 
     /// Checks an uploaded component and, when it passes, stores it and makes it live. A
@@ -548,9 +547,19 @@ fn invoke<W: World>(
     limits: CallLimits,
     request: &W::Request,
 ) -> Result<W::Response, CallError> {
+    invoke_probed::<W>(loaded, limits, request).map(|(response, _)| response)
+}
+
+/// [`invoke`], with what the call cost.
+fn invoke_probed<W: World>(
+    loaded: &Loaded,
+    limits: CallLimits,
+    request: &W::Request,
+) -> Result<(W::Response, Probe), CallError> {
     let mut store = runtime::store(limits, LogSink::new(W::KIND.as_str(), &loaded.sha256));
     let response =
         W::call(&loaded.component, &mut store, request).map_err(|e| CallError::from_wasm(&e, limits))?;
+    let probe = store.data().probe();
     let bytes = W::output_bytes(&response);
     if bytes > limits.max_output {
         return Err(CallError {
@@ -561,7 +570,7 @@ fn invoke<W: World>(
             ),
         });
     }
-    Ok(response)
+    Ok((response, probe))
 }
 
 /// Compiles `bytes`, checks them against `kind`'s world and runs the self-check. Blocking.
@@ -683,15 +692,24 @@ impl Standalone {
 
     /// One call with the request and answer as JSON (the WIT records, snake_case fields).
     pub fn call_json(&self, request: serde_json::Value) -> Result<serde_json::Value, String> {
-        fn one<W: World>(plugin: &Standalone, request: serde_json::Value) -> Result<serde_json::Value, String>
+        self.probe_json(request).map(|(answer, _)| answer)
+    }
+
+    /// [`Standalone::call_json`], with what the call cost.
+    pub fn probe_json(&self, request: serde_json::Value) -> Result<(serde_json::Value, Probe), String> {
+        fn one<W: World>(
+            plugin: &Standalone,
+            request: serde_json::Value,
+        ) -> Result<(serde_json::Value, Probe), String>
         where
             W::Request: serde::de::DeserializeOwned,
             W::Response: Serialize,
         {
             let request: W::Request = serde_json::from_value(request)
                 .map_err(|e| format!("the request does not fit the {} world: {e}", W::KIND))?;
-            let response = plugin.call::<W>(&request).map_err(|e| e.message)?;
-            serde_json::to_value(response).map_err(|e| e.to_string())
+            let (response, probe) =
+                invoke_probed::<W>(&plugin.loaded, plugin.limits, &request).map_err(|e| e.message)?;
+            Ok((serde_json::to_value(response).map_err(|e| e.to_string())?, probe))
         }
         match self.loaded.kind {
             SlotKind::ImagePolicy => one::<ImagePolicyWorld>(self, request),
@@ -701,14 +719,12 @@ impl Standalone {
     }
 }
 
-/// A component checked for a slot but not live in it (see [`Plugins::candidate`]).
-#[derive(Clone)]
-pub struct Candidate(Arc<Loaded>);
-
-impl Candidate {
-    pub fn sha256(&self) -> &str {
-        &self.0.sha256
-    }
+/// Compiles `bytes` from scratch, past every cache, and says how long it took: for the
+/// benchmarks.
+pub fn compile_time(bytes: &[u8]) -> Result<Duration, LoadError> {
+    let started = Instant::now();
+    compile::compile_uncached(bytes)?;
+    Ok(started.elapsed())
 }
 
 /// Hashes for the identity of a component (uploads, cache keys, status).

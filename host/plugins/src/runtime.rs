@@ -4,7 +4,8 @@
 //! call with a deadline and a memory cap.
 
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{
@@ -21,6 +22,19 @@ pub const TICK: Duration = Duration::from_millis(5);
 /// Lines a plugin may log per call, and how much of each line is kept.
 const LOG_LINES_PER_CALL: u32 = 64;
 const LOG_LINE_BYTES: usize = 4096;
+
+/// Whether instances map their memory image copy-on-write (wasmtime's default) rather than
+/// copying it in; see [`copy_memory_images`].
+static COPY_ON_WRITE: AtomicBool = AtomicBool::new(true);
+static ENGINE_BUILT: AtomicBool = AtomicBool::new(false);
+
+/// For the benchmarks, which measure what mapping the image saves: every instance copies its
+/// component's initial memory in. Takes effect only before the first plugin loads in the
+/// process; `false` when it came too late.
+pub fn copy_memory_images() -> bool {
+    COPY_ON_WRITE.store(false, Ordering::SeqCst);
+    !ENGINE_BUILT.load(Ordering::SeqCst)
+}
 
 /// Shared by every server in the process (tests start many): compiled components are tied to
 /// their engine, and the pooling allocator reserves its address space once.
@@ -43,8 +57,12 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
         .pagemap_scan(wasmtime::Enabled::Auto)
         // Warm slots keep their resident pages: bound how many stay warm while unused.
         .max_unused_warm_slots(64);
+    ENGINE_BUILT.store(true, Ordering::SeqCst);
     let mut config = Config::new();
     config
+        // Instances start from the component's memory image, mapped copy-on-write: an
+        // interpreter's snapshot (tens of MiB for CPython) costs what a call touches, not a copy.
+        .memory_init_cow(COPY_ON_WRITE.load(Ordering::SeqCst))
         .wasm_component_model(true)
         // Calls are synchronous on blocking threads: no async machinery per call.
         .concurrency_support(false)
@@ -128,6 +146,36 @@ pub struct CallState {
     table: ResourceTable,
     limiter: Limiter,
     log: LogSink,
+    started: Instant,
+    /// How long instantiation took, once it is done.
+    instantiate: Option<Duration>,
+}
+
+impl CallState {
+    /// Marks the instance as created (each world's call, between instantiating and calling).
+    pub fn instantiated(&mut self) {
+        self.instantiate = Some(self.started.elapsed());
+    }
+
+    /// What the call cost so far: instantiation time and the most linear memory it held.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            instantiate: self.instantiate.unwrap_or_default(),
+            total: self.started.elapsed(),
+            peak_memory_bytes: self.limiter.peak,
+        }
+    }
+}
+
+/// The cost of one call on a fresh instance, for the benchmarks.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// From the empty store to the instance, ready to call.
+    pub instantiate: Duration,
+    /// Instantiation and the call.
+    pub total: Duration,
+    /// The largest total of linear memory the instance held (its initial memories included).
+    pub peak_memory_bytes: usize,
 }
 
 /// Who is logging, for the lines a plugin writes.
@@ -179,6 +227,9 @@ impl types::Host for CallState {}
 /// does when an allocation fails.
 struct Limiter {
     memory_bytes: usize,
+    /// Linear memory held by the instance's memories now, and the most it held.
+    linear: usize,
+    peak: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,13 +242,16 @@ pub struct MemoryLimit {
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             return Err(MemoryLimit { desired, limit: self.memory_bytes }.into());
         }
+        // Also asked when a memory is created (from 0), so this counts initial memories too.
+        self.linear += desired.saturating_sub(current);
+        self.peak = self.peak.max(self.linear);
         Ok(true)
     }
 
@@ -216,8 +270,10 @@ pub fn store(limits: CallLimits, log: LogSink) -> Store<CallState> {
     let state = CallState {
         wasi: no_authority(),
         table: ResourceTable::new(),
-        limiter: Limiter { memory_bytes: limits.memory_bytes },
+        limiter: Limiter { memory_bytes: limits.memory_bytes, linear: 0, peak: 0 },
         log,
+        started: Instant::now(),
+        instantiate: None,
     };
     let mut store = Store::new(engine(), state);
     store.limiter(|state| &mut state.limiter);

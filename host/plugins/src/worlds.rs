@@ -90,7 +90,11 @@ impl World for ImagePolicyWorld {
         request: &ImageRequest,
     ) -> wasmtime::Result<Decision> {
         let Component::ImagePolicy(pre) = component else { return Err(wrong_world(Self::KIND)) };
-        pre.instantiate(&mut *store)?.call_check_image(&mut *store, request)
+        {
+            let instance = pre.instantiate(&mut *store)?;
+            store.data_mut().instantiated();
+            instance.call_check_image(&mut *store, request)
+        }
     }
 
     fn output_bytes(response: &Decision) -> usize {
@@ -132,7 +136,11 @@ impl World for PricingWorld {
         request: &PricingRequest,
     ) -> wasmtime::Result<Self::Response> {
         let Component::Pricing(pre) = component else { return Err(wrong_world(Self::KIND)) };
-        pre.instantiate(&mut *store)?.call_price(&mut *store, request)
+        {
+            let instance = pre.instantiate(&mut *store)?;
+            store.data_mut().instantiated();
+            instance.call_price(&mut *store, request)
+        }
     }
 
     fn output_bytes(response: &Self::Response) -> usize {
@@ -199,7 +207,9 @@ impl World for AdmissionWorld {
     ) -> wasmtime::Result<AdmissionResponse> {
         match component {
             Component::PlatformAdmission(pre) => {
-                pre.instantiate(&mut *store)?.call_admit(&mut *store, request)
+                let instance = pre.instantiate(&mut *store)?;
+                store.data_mut().instantiated();
+                instance.call_admit(&mut *store, request)
             }
             // A 0.1.0 component sees what that world has: no admission policy, no host claims.
             Component::Admission(pre) => {
@@ -209,7 +219,11 @@ impl World for AdmissionWorld {
                     project_id: request.project_id.clone(),
                     policy: request.policy.clone(),
                 };
-                pre.instantiate(&mut *store)?.call_review(&mut *store, &request)
+                {
+                    let instance = pre.instantiate(&mut *store)?;
+                    store.data_mut().instantiated();
+                    instance.call_review(&mut *store, &request)
+                }
             }
             _ => Err(wrong_world(Self::KIND)),
         }

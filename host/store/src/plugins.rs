@@ -125,6 +125,23 @@ impl Store {
                 Ok::<_, StoreError>(())
             })
         })
+        .await?;
+        // Other replicas compile it ahead of its first review.
+        self.changed(&[Change::Plugins]).await;
+        Ok(())
+    }
+
+    /// The sha256 of a slot's `limit` newest candidates, newest first.
+    pub async fn plugin_candidate_hashes(&self, slot: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.timed("plugins.candidate_list", async {
+            Ok(on_pool!(self.read, |pool| sqlx::query_scalar::<_, String>(
+                "SELECT sha256 FROM plugin_candidates WHERE slot = $1 ORDER BY uploaded_at DESC, sha256 LIMIT $2"
+            )
+            .bind(slot)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+        })
         .await
     }
 

@@ -14,15 +14,22 @@ use super::AppState;
 use super::error::{ApiError, ApiErrors, ErrorBody, Result};
 use super::extract::{Query, read_body};
 use crate::auth::{self, Caller};
-use kubeop_plugins::{AdmissionVerdict, Candidate, HostClaim, InstallError, SlotKind};
+use std::time::Duration;
+
+use kubeop_plugins::{AdmissionVerdict, Candidate, CandidateState, HostClaim, InstallError, SlotKind};
 use kubeop_webhook::review::{self, Context, Review};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(review_admission)).routes(routes!(upload_candidate))
 }
 
-/// Candidates kept compiled on this replica, most recent last.
-pub const COMPILED_CANDIDATES: usize = 8;
+/// How long a review waits for a candidate being compiled on this replica.
+const CANDIDATE_PATIENCE: Duration = Duration::from_secs(2);
+/// What a review told to come back is told to wait (a JavaScript or Python component compiles
+/// in 10–20 s).
+const CANDIDATE_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Newest candidates each replica compiles ahead of their first review.
+const WARMED_CANDIDATES: i64 = (kubeop_plugins::KEPT_CANDIDATES / 2) as i64;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -187,40 +194,70 @@ async fn context(state: &AppState, review: &Review) -> Result<Context> {
     })
 }
 
-/// The candidate `sha256` names, compiled once per replica.
+/// The candidate `sha256` names, as compiled on this replica. A review never compiles: a
+/// candidate this replica has not compiled yet is compiled in the background (every replica
+/// also does so when one is uploaded), and the review is answered 503 with `Retry-After` unless
+/// it is ready within [`CANDIDATE_PATIENCE`] (as one read from the disk cache is).
 async fn candidate(state: &AppState, sha256: &str) -> Result<Candidate> {
     let sha256 = sha256.trim().to_ascii_lowercase();
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::BadRequest("plugin: expected the candidate's sha256 (64 hex digits)".into()));
     }
-    if let Some(found) = state.candidates.lock().await.iter().find(|c| c.sha256() == sha256) {
-        return Ok(found.clone());
-    }
-    let (slot, bytes) = state.store.plugin_candidate(&sha256).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no candidate plugin {sha256}; upload it with POST /v1/platform/plugins/admission/candidates"
-        ))
-    })?;
-    if slot != SlotKind::Admission.as_str() {
-        return Err(ApiError::BadRequest(format!("plugin: candidate {sha256} is for the {slot} slot")));
-    }
-    let compiled =
-        state.plugins.candidate(SlotKind::Admission, bytes).await.map_err(|why| {
-            ApiError::BadRequest(format!("plugin: candidate {sha256} no longer loads: {why}"))
+    if let CandidateState::Unknown = state.plugins.candidate_state(&sha256) {
+        let (slot, bytes) = state.store.plugin_candidate(&sha256).await?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no candidate plugin {sha256}; upload it with POST /v1/platform/plugins/admission/candidates"
+            ))
         })?;
-    remember(state, compiled.clone()).await;
-    Ok(compiled)
+        if slot != SlotKind::Admission.as_str() {
+            return Err(ApiError::BadRequest(format!("plugin: candidate {sha256} is for the {slot} slot")));
+        }
+        state.plugins.prepare_candidate(SlotKind::Admission, bytes);
+    }
+    match state.plugins.await_candidate(&sha256, CANDIDATE_PATIENCE).await {
+        CandidateState::Ready(candidate) => Ok(candidate),
+        CandidateState::Refused(why) => {
+            Err(ApiError::BadRequest(format!("plugin: candidate {sha256} no longer loads: {why}")))
+        }
+        CandidateState::Compiling { since, .. } => Err(ApiError::TryLater {
+            message: format!(
+                "plugin: candidate {sha256} is being compiled on this replica (for {} s so far); retry shortly",
+                since.elapsed().as_secs()
+            ),
+            after: CANDIDATE_RETRY_AFTER,
+        }),
+        // Pushed out by other candidates while it compiled: the next try starts it again.
+        CandidateState::Unknown => Err(ApiError::TryLater {
+            message: format!("plugin: candidate {sha256} is not compiled on this replica yet; retry shortly"),
+            after: CANDIDATE_RETRY_AFTER,
+        }),
+    }
 }
 
-/// Keeps a compiled candidate on this replica, most recent last, at most
-/// [`COMPILED_CANDIDATES`].
-async fn remember(state: &AppState, compiled: Candidate) {
-    let mut cache = state.candidates.lock().await;
-    cache.retain(|c| c.sha256() != compiled.sha256());
-    if cache.len() >= COMPILED_CANDIDATES {
-        cache.remove(0);
+/// Compiles the newest admission candidates in the background on this replica, so that their
+/// first review finds them ready. Fewer than a replica keeps, so candidates in use by reviews
+/// are not pushed out by newer ones.
+pub async fn warm_candidates(store: &kubeop_store::Store, plugins: &kubeop_plugins::Plugins) {
+    let slot = SlotKind::Admission;
+    let newest = match store.plugin_candidate_hashes(slot.as_str(), WARMED_CANDIDATES).await {
+        Ok(newest) => newest,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list candidate plugins");
+            return;
+        }
+    };
+    for sha256 in newest {
+        if !matches!(plugins.candidate_state(&sha256), CandidateState::Unknown) {
+            continue;
+        }
+        match store.plugin_candidate(&sha256).await {
+            Ok(Some((_, bytes))) => {
+                plugins.prepare_candidate(slot, bytes);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, %sha256, "cannot read a candidate plugin"),
+        }
     }
-    cache.push(compiled);
 }
 
 /// A stored candidate.
@@ -266,6 +303,5 @@ async fn upload_candidate(
     state.store.put_plugin_candidate(kind.as_str(), compiled.sha256(), &bytes, caller.subject()).await?;
     let answer =
         CandidateBody { slot: kind.as_str(), sha256: compiled.sha256().to_owned(), size: bytes.len() };
-    remember(&state, compiled).await;
     Ok((StatusCode::CREATED, axum::Json(answer)))
 }

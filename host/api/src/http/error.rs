@@ -36,6 +36,9 @@ pub enum ApiError {
     RequestTimeout(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Not ready on this replica yet (a plugin being compiled): 503 with `Retry-After`.
+    #[error("{message}")]
+    TryLater { message: String, after: std::time::Duration },
     /// A cluster refused kubeop itself (its credentials lack a permission).
     #[error("{0}")]
     BadGateway(String),
@@ -117,7 +120,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::TryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,6 +137,9 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(ErrorBody { error: self.to_string() })).into_response();
+        if let ApiError::TryLater { after, .. } = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, after.as_secs().max(1).into());
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -1,7 +1,7 @@
 //! The manager's REST API: one module per resource, each with its own `router()`, merged here
 //! with the middleware every request passes through.
 
-mod admission;
+pub(crate) mod admission;
 mod apps;
 mod clusters;
 mod cronjobs;
@@ -77,8 +77,6 @@ pub struct Shared {
     /// The `[kube]` settings (kubeconfig lifetimes, the field manager).
     pub kube_settings: kubeop_config::KubeConfig,
     pub plugins: Plugins,
-    /// Candidate admission plugins compiled on this replica (`POST /v1/admission/review?plugin=`).
-    pub candidates: Arc<tokio::sync::Mutex<Vec<kubeop_plugins::Candidate>>>,
     /// The platform policy in force.
     pub policy: Arc<crate::policy::PolicyState>,
     pub billing: Arc<crate::billing::Settings>,
