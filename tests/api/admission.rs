@@ -49,7 +49,7 @@ fn review(
     })
 }
 
-fn deployment(namespace: &str, images: &[&str]) -> Value {
+pub(crate) fn deployment(namespace: &str, images: &[&str]) -> Value {
     let containers: Vec<Value> = images
         .iter()
         .enumerate()

@@ -8,6 +8,7 @@ mod auth_matrix;
 mod bad_input;
 mod billing;
 mod cronjobs;
+mod interpreted;
 mod kube;
 mod languages;
 mod openapi;
