@@ -126,6 +126,40 @@ async fn javascript_and_python_plugins_swap_in_live() {
     assert_eq!(subtotal(&first, &tenant).await, "30.00");
 }
 
+/// An upload that outlasts the request timeout answers 408 and installs nothing; its compile
+/// goes on, so the same upload sent again is installed without compiling anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_past_the_request_timeout_installs_nothing_and_its_retry_is_quick() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |config| config.http.request_timeout_ms = 1_000).await;
+    let js = build_example("examples/js-deny-latest", "npm", "Node.js 18 or later with npm");
+    let component = retagged(&js, &ulid::Ulid::generate().to_string());
+    let sha = kubeop_plugins::sha256_hex(&component);
+
+    expect_error(
+        upload(&app, "image-policy", component.clone()).await,
+        StatusCode::REQUEST_TIMEOUT,
+        "longer than",
+    )
+    .await;
+    let slot = expect_json(app.get("/v1/platform/plugins").await, StatusCode::OK).await;
+    let image_policy = slot.as_array().unwrap().iter().find(|s| s["slot"] == "image-policy").unwrap();
+    assert_eq!(image_policy["source"], "builtin", "{image_policy}");
+    assert_eq!(app.count_rows("plugins").await, 0);
+
+    let started = Instant::now();
+    let installed = loop {
+        let response = upload(&app, "image-policy", component.clone()).await;
+        if response.status() == StatusCode::OK {
+            break expect_json(response, StatusCode::OK).await;
+        }
+        expect_error(response, StatusCode::REQUEST_TIMEOUT, "longer than").await;
+        assert!(started.elapsed() < Duration::from_secs(300), "never installed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(installed["sha256"], sha.as_str());
+    assert_eq!(installed["source"], "uploaded");
+}
+
 /// An upload, waiting as long as the server may take to compile it (see [`patient`]).
 async fn upload(server: &TestApp, slot: &str, component: Vec<u8>) -> reqwest::Response {
     server
