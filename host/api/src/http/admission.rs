@@ -95,7 +95,11 @@ struct ClaimBody {
 /// in force. With `?plugin=`, an uploaded candidate decides instead of the active plugin.
 #[utoipa::path(post, path = "/v1/admission/review", tag = "platform", params(ReviewParams),
     request_body(content = Object, description = "An AdmissionReview v1 (apiVersion admission.k8s.io/v1) with its request"),
-    responses((status = 200, description = "The decision", body = ReviewAnswer), ApiErrors))]
+    responses(
+        (status = 200, description = "The decision", body = ReviewAnswer),
+        ApiErrors,
+        (status = 503, description = "The candidate is being compiled on this replica: retry after `Retry-After` seconds (or the database is unavailable)", body = ErrorBody),
+    ))]
 async fn review_admission(
     State(state): State<AppState>,
     caller: Caller,
