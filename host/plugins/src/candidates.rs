@@ -66,6 +66,21 @@ impl Candidates {
     fn set(&self, sha256: &str, state: CandidateState) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.retain(|(known, _)| known != sha256);
+        Self::push(&mut entries, sha256, state);
+    }
+
+    /// Records `compiling` unless `sha256` is known, in one step (two reviews naming the same
+    /// new candidate start one compile); `Err` with what is known otherwise.
+    fn claim(&self, sha256: &str, compiling: CandidateState) -> Result<(), CandidateState> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = entries.iter().find(|(known, _)| known == sha256) {
+            return Err(known.1.clone());
+        }
+        Self::push(&mut entries, sha256, compiling);
+        Ok(())
+    }
+
+    fn push(entries: &mut Vec<(String, CandidateState)>, sha256: &str, state: CandidateState) {
         if entries.len() >= KEPT
             && let Some(oldest) =
                 entries.iter().position(|(_, state)| !matches!(state, CandidateState::Compiling { .. }))
@@ -95,13 +110,11 @@ impl Plugins {
     /// this replica already has it (ready, compiling or refused); answers where it stands.
     pub fn prepare_candidate(&self, kind: SlotKind, bytes: Vec<u8>) -> CandidateState {
         let sha256 = sha256_hex(&bytes);
-        let known = self.candidate_state(&sha256);
-        if !matches!(known, CandidateState::Unknown) {
-            return known;
-        }
         let (finished, done) = watch::channel(false);
         let compiling = CandidateState::Compiling { since: Instant::now(), done };
-        self.inner.candidates.set(&sha256, compiling.clone());
+        if let Err(known) = self.inner.candidates.claim(&sha256, compiling.clone()) {
+            return known;
+        }
         let plugins = self.clone();
         tokio::spawn(async move {
             let candidates = &plugins.inner.candidates;
@@ -130,5 +143,48 @@ impl Plugins {
             let _ = tokio::time::timeout(patience, done.wait_for(|done| *done)).await;
         }
         self.candidate_state(sha256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> CandidateState {
+        CandidateState::Refused(LoadError::NotWasm)
+    }
+
+    fn compiling() -> CandidateState {
+        CandidateState::Compiling { since: Instant::now(), done: watch::channel(false).1 }
+    }
+
+    fn known(candidates: &Candidates) -> Vec<String> {
+        candidates.entries.lock().unwrap().iter().map(|(sha, _)| sha.clone()).collect()
+    }
+
+    #[test]
+    fn the_least_recently_used_goes_first_and_a_compile_is_never_dropped() {
+        let candidates = Candidates::new();
+        candidates.set("compiling", compiling());
+        for n in 1..KEPT {
+            candidates.set(&n.to_string(), refused());
+        }
+        // "1" was used: "2" is now the least recently used that is not compiling.
+        assert!(matches!(candidates.state("1"), CandidateState::Refused(_)));
+        candidates.set("new", refused());
+        let kept = known(&candidates);
+        assert_eq!(kept.len(), KEPT);
+        assert!(kept.contains(&"compiling".to_owned()) && kept.contains(&"1".to_owned()), "{kept:?}");
+        assert!(!kept.contains(&"2".to_owned()), "{kept:?}");
+        assert!(matches!(candidates.state("2"), CandidateState::Unknown));
+    }
+
+    #[test]
+    fn a_candidate_is_claimed_once() {
+        let candidates = Candidates::new();
+        assert!(candidates.claim("a", compiling()).is_ok());
+        assert!(matches!(candidates.claim("a", compiling()), Err(CandidateState::Compiling { .. })));
+        candidates.set("a", refused());
+        assert!(matches!(candidates.claim("a", compiling()), Err(CandidateState::Refused(_))));
     }
 }
