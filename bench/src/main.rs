@@ -4,6 +4,8 @@
 //! `cargo run --release -p kubeop-bench -- http` — requests/s and latency of the manager API.
 //! `cargo run --release -p kubeop-bench -- plugins` — plugin call cost, its share of
 //! `POST /v1/apps`, and a swap under load on two replicas.
+//! `cargo run --release -p kubeop-bench -- plugins --lang` — the same plugins written in Rust,
+//! JavaScript and Python, per slot: size, compile, call cost, memory, and end to end.
 
 mod admission;
 mod attack;
@@ -11,6 +13,7 @@ mod billing;
 mod bootstrap;
 mod http;
 mod kube;
+mod languages;
 mod load;
 mod logs;
 mod operator;
@@ -32,7 +35,8 @@ enum Bench {
     /// GET /v1/tenants/{id} and POST /v1/tenants on SQLite and PostgreSQL, against GET /healthz.
     Http(http::Options),
     /// The image-policy plugin: call cost against native Rust, POST /v1/apps with and without
-    /// it, and a swap under load on two replicas sharing PostgreSQL.
+    /// it, and a swap under load on two replicas sharing PostgreSQL. With --lang: plugins in
+    /// Rust, JavaScript and Python side by side in each slot.
     Plugins(plugins::Options),
     /// Usage ingest with 1,000-point batches, and invoices over a full month.
     Billing(billing::Options),
