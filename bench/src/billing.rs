@@ -13,6 +13,8 @@ use crate::load::{self, MakeRequest};
 use crate::server::{self, Database, Running};
 
 #[derive(clap::Args)]
+// Not `Options`: http::Options, flattened in, has that group id (clap's debug assertions panic).
+#[group(id = "billing")]
 pub struct Options {
     #[command(flatten)]
     http: http::Options,
@@ -149,7 +151,7 @@ fn batches(tenants: Arc<Vec<String>>, size: usize) -> MakeRequest {
 }
 
 /// The most recent finished month with 31 days, and its `YYYY-MM`.
-fn last_31_day_month() -> (chrono::DateTime<Utc>, String) {
+pub(crate) fn last_31_day_month() -> (chrono::DateTime<Utc>, String) {
     let mut first = Utc::now().date_naive().with_day(1).expect("day 1");
     loop {
         let previous = first.pred_opt().expect("a previous day").with_day(1).expect("day 1");

@@ -12,7 +12,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike, TimeZone, Utc};
 use hdrhistogram::Histogram;
 use hyper::Method;
 use kubeop_plugins::{SlotKind, Standalone};
@@ -868,7 +867,7 @@ fn invoice_latency(components: &mut Components) -> anyhow::Result<Comparison> {
     let runs = client.block_on(async {
         let token = Some(server::admin_token());
         let tenant = load::create(server.addr, token.clone(), "/v1/tenants", r#"{"name":"acme"}"#.into()).await?;
-        let (start, label) = last_31_day_month();
+        let (start, label) = crate::billing::last_31_day_month();
         let points: Vec<String> = (0..744)
             .map(|h| {
                 let ts = (start + chrono::Duration::hours(h)).to_rfc3339();
@@ -939,19 +938,6 @@ fn print_comparison(comparison: &Comparison) {
         }
     }
     println!();
-}
-
-/// The most recent finished month with 31 days, and its `YYYY-MM` (as in billing.rs).
-fn last_31_day_month() -> (chrono::DateTime<Utc>, String) {
-    let mut first = Utc::now().date_naive().with_day(1).expect("day 1");
-    loop {
-        let previous = first.pred_opt().expect("a previous day").with_day(1).expect("day 1");
-        if (first - previous).num_days() == 31 {
-            let start = Utc.from_utc_datetime(&previous.and_hms_opt(0, 0, 0).expect("midnight"));
-            return (start, format!("{:04}-{:02}", previous.year(), previous.month()));
-        }
-        first = previous;
-    }
 }
 
 // Goals.
