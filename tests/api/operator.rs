@@ -60,6 +60,10 @@ async fn the_seeds_calls_become_a_namespace_and_a_workload(engine: Engine) {
             && fake
                 .object("v1", "resourcequotas", Some(namespace), "kubeop-quota")
                 .is_some_and(|quota| quota["spec"]["hard"]["requests.cpu"] == "4")
+            // Applied after the quota: on a busy machine the ingress and quota can be there first.
+            && ["default-deny", "allow-egress-baseline"].iter().all(|name| {
+                fake.object("networking.k8s.io/v1", "networkpolicies", Some(namespace), name).is_some()
+            })
     })
     .await;
     let ns = fake.object("v1", "namespaces", None, namespace).unwrap();
